@@ -1,0 +1,171 @@
+/*
+ * chuk-vfs store contract: the header for backend authors.
+ *
+ * A store keeps things; the core gives them meaning. A backend stores inode
+ * records, directory entries, file bytes and extended attributes, and knows
+ * nothing of POSIX rules (link counts, rename over a target, ENOTEMPTY,
+ * timestamps): the core applies those, once, for every backend.
+ *
+ * Calling rules
+ *  - Every method except open/free/statfs/sync is called between txn_begin and
+ *    txn_end, by the thread that began the transaction.  The core never nests
+ *    transactions on one thread.  A store that is not CVFS_CAP_THREADS-safe
+ *    in its transactions must serialise them itself (a mutex taken in
+ *    txn_begin is enough).
+ *  - txn_begin(write=0) transactions only read.  txn_end(commit=1) may fail
+ *    with -EAGAIN to say "another writer got in first": the core then runs the
+ *    whole operation again from the start (optimistic stores such as Redis
+ *    WATCH/MULTI use this).
+ *  - Every method returns 0 (or a byte count) on success and -errno on
+ *    failure.  A backend maps its own errors to errno in one function.
+ *  - Names are byte strings of 1..255 bytes, not NUL-terminated (len given),
+ *    never "." or "..", never containing '/' or NUL.
+ *  - Optional methods may be NULL; the core then uses a generic fallback
+ *    (noted on each).
+ */
+#ifndef CVFS_STORE_H
+#define CVFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CVFS_STORE_ABI 1
+#define CVFS_ROOT_INO 1
+#define CVFS_NAME_MAX 255
+
+/* What a store can do; the core adapts to what is missing. */
+enum cvfs_store_caps {
+	CVFS_CAP_HARDLINKS = 1u << 0,  /* more than one name per file */
+	CVFS_CAP_PERSISTENT = 1u << 1, /* survives the process */
+	CVFS_CAP_SHARED = 1u << 2,     /* other processes may change it */
+	CVFS_CAP_XATTR = 1u << 3,      /* extended attributes */
+	CVFS_CAP_SPECIAL = 1u << 4,    /* fifos, sockets, device nodes */
+	CVFS_CAP_THREADS = 1u << 5,    /* concurrent read transactions ok */
+	CVFS_CAP_SPARSE = 1u << 6,     /* holes cost no space */
+};
+
+/* The record of one inode.  Times are nanoseconds since the epoch. */
+struct cvfs_attr {
+	uint64_t ino;
+	uint64_t size;    /* bytes; for a symlink, the target's length */
+	uint64_t parent;  /* directories: the parent's inode (root: itself) */
+	uint64_t rdev;
+	uint64_t generation;
+	int64_t atime_ns, mtime_ns, ctime_ns, btime_ns;
+	uint32_t mode;  /* type and permission bits, as st_mode */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint32_t flags; /* reserved, 0 */
+};
+
+/* One directory entry handed to a dir_list callback.  name is borrowed for
+ * the duration of the call.  cookie is where to resume listing *after* this
+ * entry: a value in 1 .. 2^62, stable while the entry exists. */
+struct cvfs_dirent {
+	const char *name;
+	size_t namelen;
+	uint64_t ino;
+	uint32_t type; /* S_IFMT bits of the target's mode */
+	uint64_t cookie;
+};
+/* Return nonzero to stop listing (the entry was NOT consumed then). */
+typedef int (*cvfs_dirent_cb)(void *arg, const struct cvfs_dirent *ent);
+
+struct cvfs_statfs {
+	uint64_t bsize, blocks, bfree, bavail;
+	uint64_t files, ffree;
+};
+
+struct cvfs_store;
+
+struct cvfs_store_ops {
+	const char *name;
+	uint32_t abi; /* CVFS_STORE_ABI */
+
+	int (*txn_begin)(struct cvfs_store *st, int write);
+	/* commit=0 aborts: the store must undo what the transaction changed
+	 * (stores with no undo log make every method's effect all-or-nothing
+	 * and the core only aborts before its first change). */
+	int (*txn_end)(struct cvfs_store *st, int commit);
+
+	/* A fresh inode number, never 0 or 1, never reused while the store
+	 * holds the old inode. */
+	int (*ino_alloc)(struct cvfs_store *st, uint64_t *ino);
+	int (*inode_get)(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *out);
+	/* Create or replace the record a->ino. */
+	int (*inode_put)(struct cvfs_store *st, const struct cvfs_attr *a);
+	/* Remove the record, its data and its xattrs. */
+	int (*inode_del)(struct cvfs_store *st, uint64_t ino);
+
+	int (*dent_get)(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+			uint64_t *ino);
+	/* Create, or point an existing name at ino. */
+	int (*dent_put)(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+			uint64_t ino, uint32_t type);
+	int (*dent_del)(struct cvfs_store *st, uint64_t dir, const char *name, size_t len);
+	/* Entries after cookie (0 = from the start), in a stable order; entries
+	 * added or removed meanwhile may or may not show, none twice. */
+	int (*dir_list)(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs_dirent_cb cb,
+			void *arg);
+	/* Optional: 1 if dir has no entries, 0 if it has.  Fallback: dir_list. */
+	int (*dir_empty)(struct cvfs_store *st, uint64_t dir);
+
+	/* Bytes [off, off+len) of ino's data.  Fills all len bytes: data never
+	 * written (holes) reads as zeros.  The core never reads past the size. */
+	ssize_t (*read)(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off);
+	ssize_t (*write)(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len,
+			 uint64_t off);
+	/* Forget data at and beyond size, so a later extension reads zeros. */
+	int (*truncate)(struct cvfs_store *st, uint64_t ino, uint64_t size);
+	/* Optional: make [off, off+len) read as zeros and free its space.
+	 * Fallback: write zeros. */
+	int (*punch)(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len);
+
+	/* Extended attributes (optional as a group: NULL = ENOTSUP).
+	 * getx: value size when size is 0, else copies (ERANGE if too small).
+	 * setx flags: XATTR_CREATE / XATTR_REPLACE semantics.
+	 * listx: NUL-separated names, size/ERANGE as getx. */
+	ssize_t (*getx)(struct cvfs_store *st, uint64_t ino, const char *name, void *val,
+			size_t size);
+	int (*setx)(struct cvfs_store *st, uint64_t ino, const char *name, const void *val,
+		    size_t size, int flags);
+	ssize_t (*listx)(struct cvfs_store *st, uint64_t ino, char *list, size_t size);
+	int (*removex)(struct cvfs_store *st, uint64_t ino, const char *name);
+
+	/* Optional, outside transactions.  statfs fallback: large constants.
+	 * sync: make all committed transactions durable (fsync). */
+	int (*statfs)(struct cvfs_store *st, struct cvfs_statfs *out);
+	int (*sync)(struct cvfs_store *st, uint64_t ino, int datasync);
+
+	void (*free)(struct cvfs_store *st);
+};
+
+/* Every store begins with this.  Backends embed it as their first member. */
+struct cvfs_store {
+	const struct cvfs_store_ops *ops;
+	uint32_t caps;
+};
+
+/* Options as key=value pairs, so callers need no per-backend code. */
+struct cvfs_opt {
+	const char *key;
+	const char *value;
+};
+
+/* A backend's constructor.  On failure returns -errno and may set *errmsg to a
+ * malloc'd readable message (the caller frees it). */
+typedef int (*cvfs_store_open_fn)(const struct cvfs_opt *opts, size_t nopts,
+				  struct cvfs_store **out, char **errmsg);
+
+/* Helpers for backends. */
+const char *cvfs_opt_get(const struct cvfs_opt *opts, size_t nopts, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

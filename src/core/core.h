@@ -1,0 +1,136 @@
+/*
+ * The core: POSIX semantics over any store.  Inode-level calls shaped like the
+ * kernel's requests, so the mount adapter maps each FUSE request to one call
+ * here; the path-level API (api.c) is built on the same calls.  Nothing here
+ * knows FUSE.
+ *
+ * Every call returns 0 or a byte count on success, -errno on failure.  All
+ * calls are thread-safe.
+ *
+ * Lookup counts: a call that hands out an inode to the kernel (lookup, create,
+ * mknod, mkdir, symlink, link, readdir in plus mode) counts one reference,
+ * dropped by cvfs_fs_forget.  An inode whose last name is removed is kept
+ * (an orphan) until its references and open handles are gone.
+ *
+ * Lock order: store transaction -> fs->ref_lock.  Never the other way.
+ */
+#ifndef CVFS_CORE_H
+#define CVFS_CORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cvfs/store.h"
+
+struct cvfs_fs;
+
+/* Who is asking: for ownership of new files and the API's permission checks. */
+struct cvfs_cred {
+	uint32_t uid, gid;
+	pid_t pid;
+	uint32_t umask; /* applied by the core only when the caller says so */
+};
+
+struct cvfs_fs_config {
+	int readonly;
+	uint32_t root_mode; /* 0: 0755 */
+	uint32_t root_uid, root_gid; /* of a new root; default: the process's */
+};
+
+/* Takes ownership of st (freed by cvfs_fs_free, also when this fails). */
+int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct cvfs_fs **out);
+void cvfs_fs_free(struct cvfs_fs *fs);
+struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs);
+int cvfs_fs_readonly(const struct cvfs_fs *fs);
+
+/* Called after a change made by the API (not by the kernel), so the mount can
+ * invalidate the kernel's caches.  Must not block; see mount adapter. */
+struct cvfs_fs_notify {
+	void (*inval_inode)(void *arg, uint64_t ino, int64_t off, int64_t len);
+	void (*inval_entry)(void *arg, uint64_t parent, const char *name, size_t len);
+	void *arg;
+};
+void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n);
+
+/* setattr mask */
+enum {
+	CVFS_SET_MODE = 1 << 0,
+	CVFS_SET_UID = 1 << 1,
+	CVFS_SET_GID = 1 << 2,
+	CVFS_SET_SIZE = 1 << 3,
+	CVFS_SET_ATIME = 1 << 4,
+	CVFS_SET_MTIME = 1 << 5,
+	CVFS_SET_ATIME_NOW = 1 << 6,
+	CVFS_SET_MTIME_NOW = 1 << 7,
+	CVFS_SET_CTIME = 1 << 8,
+};
+
+/* An open file or directory. */
+struct cvfs_handle {
+	uint64_t ino;
+	int flags; /* open(2) flags */
+};
+
+int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct cvfs_attr *out);
+void cvfs_fs_forget(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup);
+int cvfs_fs_getattr(struct cvfs_fs *fs, uint64_t ino, struct cvfs_attr *out);
+int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino,
+		    const struct cvfs_attr *in, int mask, struct cvfs_attr *out);
+
+/* mode carries the file type; symlink targets go through cvfs_fs_symlink. */
+int cvfs_fs_mknod(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		  const char *name, uint32_t mode, uint64_t rdev, struct cvfs_attr *out);
+int cvfs_fs_symlink(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		    const char *name, const char *target, struct cvfs_attr *out);
+ssize_t cvfs_fs_readlink(struct cvfs_fs *fs, uint64_t ino, char *buf, size_t size);
+int cvfs_fs_link(struct cvfs_fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+		 struct cvfs_attr *out);
+int cvfs_fs_unlink(struct cvfs_fs *fs, uint64_t parent, const char *name);
+int cvfs_fs_rmdir(struct cvfs_fs *fs, uint64_t parent, const char *name);
+/* flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE */
+int cvfs_fs_rename(struct cvfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		   const char *newname, unsigned flags);
+
+/* create: O_EXCL honoured; an existing file is opened (and truncated with
+ * O_TRUNC).  Both count a reference like lookup. */
+int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		   const char *name, uint32_t mode, int flags, struct cvfs_attr *out,
+		   struct cvfs_handle **fh);
+int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh);
+ssize_t cvfs_fs_read(struct cvfs_fs *fs, struct cvfs_handle *fh, void *buf, size_t size,
+		     uint64_t off);
+/* append: write at the end whatever off says (the API's O_APPEND). */
+ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *buf, size_t size,
+		      uint64_t off, int append);
+int cvfs_fs_fsync(struct cvfs_fs *fs, struct cvfs_handle *fh, int datasync);
+int cvfs_fs_flush(struct cvfs_fs *fs, struct cvfs_handle *fh);
+void cvfs_fs_release(struct cvfs_fs *fs, struct cvfs_handle *fh);
+int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
+
+int cvfs_fs_opendir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_handle **fh);
+void cvfs_fs_releasedir(struct cvfs_fs *fs, struct cvfs_handle *fh);
+/* Entries from offset off ("." is 0, ".." is 1).  cb returns nonzero when it
+ * cannot take the entry; next is the offset to resume after it.  With plus,
+ * attr is filled and an entry the callback took counts a reference (not "."
+ * or ".."); without plus only attr->ino and the type bits of attr->mode are. */
+typedef int (*cvfs_fill_fn)(void *arg, const char *name, size_t len, const struct cvfs_attr *attr,
+			    uint64_t next);
+int cvfs_fs_readdir(struct cvfs_fs *fs, uint64_t ino, uint64_t off, int plus, cvfs_fill_fn cb,
+		    void *arg);
+
+int cvfs_fs_statfs(struct cvfs_fs *fs, struct cvfs_statfs *out);
+
+ssize_t cvfs_fs_getxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, void *val,
+			 size_t size);
+int cvfs_fs_setxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, const void *val,
+		     size_t size, int flags);
+ssize_t cvfs_fs_listxattr(struct cvfs_fs *fs, uint64_t ino, char *list, size_t size);
+int cvfs_fs_removexattr(struct cvfs_fs *fs, uint64_t ino, const char *name);
+
+/* Registry (registry.c) */
+int cvfs_store_open(const char *name, const struct cvfs_opt *opts, size_t nopts,
+		    struct cvfs_store **out, char **errmsg);
+int cvfs_store_built(const char *name);
+
+int64_t cvfs_now_ns(void);
+#endif

@@ -1,0 +1,1209 @@
+/*
+ * The core: POSIX rules, written once, over the store contract.
+ *
+ * Each operation runs in one store transaction (see TXN below).  The table of
+ * references (kernel lookups and open handles) decides when an inode whose
+ * last name went away can be deleted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "util/htab.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define TXN_TRIES 64
+
+/* References the kernel and open handles hold on one inode. */
+struct iref {
+	struct cvfs_hnode h;
+	uint64_t ino;
+	uint64_t nlookup;
+	uint64_t nopen;
+	int orphan; /* its last name is gone: delete when unreferenced */
+};
+
+struct cvfs_fs {
+	struct cvfs_store *st;
+	const struct cvfs_store_ops *ops;
+	struct cvfs_fs_config cfg;
+
+	pthread_mutex_t ref_lock;
+	struct cvfs_htab refs; /* struct iref by ino; protected by ref_lock */
+
+	pthread_mutex_t notify_lock;
+	struct cvfs_fs_notify notify; /* protected by notify_lock */
+};
+
+int64_t cvfs_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- transactions ---- */
+
+/* Runs BODY (which sets rc) in a transaction, again from the start when the
+ * store reports a conflict at commit. */
+#define TXN(fs, write, ...)                                                          \
+	do {                                                                          \
+		for (int try_ = 0;; try_++) {                                         \
+			rc = (fs)->ops->txn_begin((fs)->st, (write));                 \
+			if (rc)                                                       \
+				break;                                                \
+			__VA_ARGS__;                                                  \
+			int c_ = (fs)->ops->txn_end((fs)->st, rc >= 0);               \
+			if (rc >= 0 && c_ == -EAGAIN && try_ < TXN_TRIES)             \
+				continue;                                             \
+			if (rc >= 0 && c_ < 0)                                        \
+				rc = c_;                                              \
+			break;                                                        \
+		}                                                                     \
+	} while (0)
+
+/* ---- references ---- */
+
+static int ref_eq(const struct cvfs_hnode *n, const void *key)
+{
+	return ((const struct iref *)n)->ino == *(const uint64_t *)key;
+}
+
+static struct iref *ref_find(struct cvfs_fs *fs, uint64_t ino)
+{
+	return (struct iref *)cvfs_htab_find(&fs->refs, cvfs_hash_u64(ino), ref_eq, &ino);
+}
+
+static int ref_get(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup, uint64_t nopen)
+{
+	pthread_mutex_lock(&fs->ref_lock);
+	struct iref *r = ref_find(fs, ino);
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			pthread_mutex_unlock(&fs->ref_lock);
+			return -ENOMEM;
+		}
+		r->ino = ino;
+		r->h.hash = cvfs_hash_u64(ino);
+		cvfs_htab_insert(&fs->refs, &r->h);
+	}
+	r->nlookup += nlookup;
+	r->nopen += nopen;
+	pthread_mutex_unlock(&fs->ref_lock);
+	return 0;
+}
+
+/* Drops references; deletes the inode if it was an orphan and nothing holds it. */
+static void ref_put(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup, uint64_t nopen)
+{
+	int del = 0;
+	pthread_mutex_lock(&fs->ref_lock);
+	struct iref *r = ref_find(fs, ino);
+	if (r) {
+		r->nlookup = r->nlookup > nlookup ? r->nlookup - nlookup : 0;
+		r->nopen = r->nopen > nopen ? r->nopen - nopen : 0;
+		if (r->nlookup == 0 && r->nopen == 0) {
+			del = r->orphan;
+			cvfs_htab_remove(&fs->refs, &r->h);
+			free(r);
+		}
+	}
+	pthread_mutex_unlock(&fs->ref_lock);
+	if (!del)
+		return;
+	int rc;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0 && a.nlink == 0) {
+			pthread_mutex_lock(&fs->ref_lock);
+			int held = ref_find(fs, ino) != NULL;
+			pthread_mutex_unlock(&fs->ref_lock);
+			if (!held)
+				rc = fs->ops->inode_del(fs->st, ino);
+		}
+	});
+	(void)rc;
+}
+
+/* Inside a write transaction: a's link count reached zero.  Delete it now, or
+ * mark it an orphan if the kernel or a handle still holds it. */
+static int drop_inode(struct cvfs_fs *fs, struct cvfs_attr *a)
+{
+	pthread_mutex_lock(&fs->ref_lock);
+	struct iref *r = ref_find(fs, a->ino);
+	if (r)
+		r->orphan = 1;
+	pthread_mutex_unlock(&fs->ref_lock);
+	if (r)
+		return fs->ops->inode_put(fs->st, a);
+	return fs->ops->inode_del(fs->st, a->ino);
+}
+
+/* ---- helpers ---- */
+
+static int check_name(const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+	if (n == 0)
+		return -ENOENT;
+	if (n > CVFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(name, '/', n))
+		return -EINVAL;
+	*len = n;
+	return 0;
+}
+
+static int is_dot(const char *name, size_t len)
+{
+	return (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+static int get_dir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_attr *a)
+{
+	int rc = fs->ops->inode_get(fs->st, ino, a);
+	if (rc == 0 && !S_ISDIR(a->mode))
+		rc = -ENOTDIR;
+	return rc;
+}
+
+static void touch_mc(struct cvfs_attr *a, int64_t now)
+{
+	a->mtime_ns = a->ctime_ns = now;
+}
+
+static int dir_is_empty(struct cvfs_fs *fs, uint64_t ino);
+
+/* ---- create and lifecycle ---- */
+
+static int do_init_root(struct cvfs_fs *fs)
+{
+	int rc;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, CVFS_ROOT_INO, &a);
+		if (rc == -ENOENT && !fs->cfg.readonly) {
+			int64_t now = cvfs_now_ns();
+			memset(&a, 0, sizeof(a));
+			a.ino = CVFS_ROOT_INO;
+			a.parent = CVFS_ROOT_INO;
+			a.mode = S_IFDIR | (fs->cfg.root_mode ? fs->cfg.root_mode & 07777 : 0755);
+			a.nlink = 2;
+			a.uid = fs->cfg.root_uid;
+			a.gid = fs->cfg.root_gid;
+			a.atime_ns = a.mtime_ns = a.ctime_ns = a.btime_ns = now;
+			a.generation = 1;
+			rc = fs->ops->inode_put(fs->st, &a);
+		} else if (rc == 0 && !S_ISDIR(a.mode)) {
+			rc = -ENOTDIR;
+		}
+	});
+	return rc;
+}
+
+int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct cvfs_fs **out)
+{
+	*out = NULL;
+	struct cvfs_fs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		st->ops->free(st);
+		return -ENOMEM;
+	}
+	fs->st = st;
+	fs->ops = st->ops;
+	if (cfg)
+		fs->cfg = *cfg;
+	else {
+		fs->cfg.root_uid = getuid();
+		fs->cfg.root_gid = getgid();
+	}
+	pthread_mutex_init(&fs->ref_lock, NULL);
+	pthread_mutex_init(&fs->notify_lock, NULL);
+	int rc = cvfs_htab_init(&fs->refs, 1024);
+	if (rc == 0)
+		rc = do_init_root(fs);
+	if (rc) {
+		cvfs_fs_free(fs);
+		return rc;
+	}
+	*out = fs;
+	return 0;
+}
+
+void cvfs_fs_free(struct cvfs_fs *fs)
+{
+	if (!fs)
+		return;
+	/* Orphans still referenced at the end go now. */
+	size_t pos = 0;
+	struct cvfs_hnode *p = fs->refs.b ? cvfs_htab_next(&fs->refs, &pos, NULL) : NULL;
+	while (p) {
+		struct cvfs_hnode *nx = cvfs_htab_next(&fs->refs, &pos, p);
+		struct iref *r = (struct iref *)p;
+		if (r->orphan) {
+			int rc;
+			TXN(fs, 1, {
+				struct cvfs_attr a;
+				rc = fs->ops->inode_get(fs->st, r->ino, &a);
+				if (rc == 0 && a.nlink == 0)
+					rc = fs->ops->inode_del(fs->st, r->ino);
+			});
+		}
+		free(r);
+		p = nx;
+	}
+	cvfs_htab_fini(&fs->refs);
+	pthread_mutex_destroy(&fs->ref_lock);
+	pthread_mutex_destroy(&fs->notify_lock);
+	if (fs->st)
+		fs->st->ops->free(fs->st);
+	free(fs);
+}
+
+struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs)
+{
+	return fs->st;
+}
+
+int cvfs_fs_readonly(const struct cvfs_fs *fs)
+{
+	return fs->cfg.readonly;
+}
+
+void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n)
+{
+	pthread_mutex_lock(&fs->notify_lock);
+	if (n)
+		fs->notify = *n;
+	else
+		memset(&fs->notify, 0, sizeof(fs->notify));
+	pthread_mutex_unlock(&fs->notify_lock);
+}
+
+#define RO_CHECK(fs)                                                                  \
+	do {                                                                          \
+		if ((fs)->cfg.readonly)                                               \
+			return -EROFS;                                                \
+	} while (0)
+
+/* ---- lookups and attributes ---- */
+
+int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct cvfs_attr *out)
+{
+	size_t len;
+	int rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	TXN(fs, 0, {
+		struct cvfs_attr p;
+		rc = get_dir(fs, parent, &p);
+		if (rc == 0) {
+			uint64_t ino;
+			if (len == 1 && name[0] == '.')
+				ino = parent;
+			else if (len == 2 && name[0] == '.' && name[1] == '.')
+				ino = p.parent ? p.parent : CVFS_ROOT_INO;
+			else
+				rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
+			if (rc == 0)
+				rc = fs->ops->inode_get(fs->st, ino, out);
+		}
+	});
+	if (rc == 0)
+		rc = ref_get(fs, out->ino, 1, 0);
+	return rc;
+}
+
+void cvfs_fs_forget(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	ref_put(fs, ino, nlookup, 0);
+}
+
+int cvfs_fs_getattr(struct cvfs_fs *fs, uint64_t ino, struct cvfs_attr *out)
+{
+	int rc;
+	TXN(fs, 0, rc = fs->ops->inode_get(fs->st, ino, out));
+	return rc;
+}
+
+static int set_size(struct cvfs_fs *fs, struct cvfs_attr *a, uint64_t size, int64_t now)
+{
+	if (S_ISDIR(a->mode))
+		return -EISDIR;
+	if (!S_ISREG(a->mode))
+		return -EINVAL;
+	if (size < a->size) {
+		int rc = fs->ops->truncate(fs->st, a->ino, size);
+		if (rc)
+			return rc;
+	}
+	if (size != a->size) {
+		a->size = size;
+		touch_mc(a, now);
+	}
+	return 0;
+}
+
+int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino,
+		    const struct cvfs_attr *in, int mask, struct cvfs_attr *out)
+{
+	(void)cr;
+	RO_CHECK(fs);
+	int rc;
+	TXN(fs, 1, {
+		int64_t now = cvfs_now_ns();
+		rc = fs->ops->inode_get(fs->st, ino, out);
+		if (rc == 0 && (mask & CVFS_SET_SIZE))
+			rc = set_size(fs, out, in->size, now);
+		if (rc == 0) {
+			if (mask & CVFS_SET_MODE)
+				out->mode = (out->mode & S_IFMT) | (in->mode & 07777);
+			if (mask & CVFS_SET_UID)
+				out->uid = in->uid;
+			if (mask & CVFS_SET_GID)
+				out->gid = in->gid;
+			if (mask & CVFS_SET_ATIME_NOW)
+				out->atime_ns = now;
+			else if (mask & CVFS_SET_ATIME)
+				out->atime_ns = in->atime_ns;
+			if (mask & CVFS_SET_MTIME_NOW)
+				out->mtime_ns = now;
+			else if (mask & CVFS_SET_MTIME)
+				out->mtime_ns = in->mtime_ns;
+			if (mask & CVFS_SET_CTIME)
+				out->ctime_ns = in->ctime_ns;
+			else
+				out->ctime_ns = now;
+			rc = fs->ops->inode_put(fs->st, out);
+		}
+	});
+	return rc;
+}
+
+/* ---- making names ---- */
+
+/* Inside a write transaction: create an inode named name in parent. */
+static int make_node(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		     const char *name, size_t len, uint32_t mode, uint64_t rdev, const char *target,
+		     struct cvfs_attr *out)
+{
+	struct cvfs_attr p;
+	int rc = get_dir(fs, parent, &p);
+	if (rc)
+		return rc;
+	if (p.nlink == 0)
+		return -ENOENT; /* a removed directory */
+	uint64_t ino;
+	rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode) &&
+	    !(fs->st->caps & CVFS_CAP_SPECIAL))
+		return -EPERM;
+	rc = fs->ops->ino_alloc(fs->st, &ino);
+	if (rc)
+		return rc;
+	int64_t now = cvfs_now_ns();
+	memset(out, 0, sizeof(*out));
+	out->ino = ino;
+	out->mode = mode;
+	out->uid = cr->uid;
+	out->gid = cr->gid;
+	if (p.mode & S_ISGID) {
+		out->gid = p.gid;
+		if (S_ISDIR(mode))
+			out->mode |= S_ISGID;
+	}
+	out->nlink = S_ISDIR(mode) ? 2 : 1;
+	out->parent = S_ISDIR(mode) ? parent : 0;
+	out->rdev = rdev;
+	out->generation = 1;
+	out->atime_ns = out->mtime_ns = out->ctime_ns = out->btime_ns = now;
+	if (target) {
+		out->size = strlen(target);
+		rc = fs->ops->inode_put(fs->st, out);
+		if (rc == 0) {
+			ssize_t w = fs->ops->write(fs->st, ino, target, out->size, 0);
+			rc = w < 0 ? (int)w : 0;
+		}
+	} else {
+		rc = fs->ops->inode_put(fs->st, out);
+	}
+	if (rc == 0)
+		rc = fs->ops->dent_put(fs->st, parent, name, len, ino, mode & S_IFMT);
+	if (rc == 0) {
+		touch_mc(&p, now);
+		if (S_ISDIR(mode))
+			p.nlink++;
+		rc = fs->ops->inode_put(fs->st, &p);
+	}
+	return rc;
+}
+
+static int new_name(struct cvfs_fs *fs, const char *name, size_t *len)
+{
+	RO_CHECK(fs);
+	int rc = check_name(name, len);
+	if (rc == 0 && is_dot(name, *len))
+		rc = -EEXIST;
+	return rc;
+}
+
+int cvfs_fs_mknod(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		  const char *name, uint32_t mode, uint64_t rdev, struct cvfs_attr *out)
+{
+	size_t len;
+	int rc = new_name(fs, name, &len);
+	if (rc)
+		return rc;
+	if (S_ISLNK(mode))
+		return -EINVAL;
+	if ((mode & S_IFMT) == 0)
+		mode |= S_IFREG;
+	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, mode, rdev, NULL, out));
+	if (rc == 0)
+		rc = ref_get(fs, out->ino, 1, 0);
+	return rc;
+}
+
+int cvfs_fs_symlink(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		    const char *name, const char *target, struct cvfs_attr *out)
+{
+	size_t len;
+	int rc = new_name(fs, name, &len);
+	if (rc)
+		return rc;
+	size_t tl = strlen(target);
+	if (tl == 0)
+		return -ENOENT;
+	if (tl >= 4096)
+		return -ENAMETOOLONG;
+	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, S_IFLNK | 0777, 0, target, out));
+	if (rc == 0)
+		rc = ref_get(fs, out->ino, 1, 0);
+	return rc;
+}
+
+ssize_t cvfs_fs_readlink(struct cvfs_fs *fs, uint64_t ino, char *buf, size_t size)
+{
+	int rc;
+	ssize_t n = 0;
+	TXN(fs, 0, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0 && !S_ISLNK(a.mode))
+			rc = -EINVAL;
+		if (rc == 0) {
+			n = a.size < size ? (ssize_t)a.size : (ssize_t)size;
+			ssize_t r = fs->ops->read(fs->st, ino, buf, (size_t)n, 0);
+			if (r < 0)
+				rc = (int)r;
+		}
+	});
+	return rc ? rc : n;
+}
+
+int cvfs_fs_link(struct cvfs_fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+		 struct cvfs_attr *out)
+{
+	size_t len;
+	int rc = new_name(fs, newname, &len);
+	if (rc)
+		return rc;
+	if (!(fs->st->caps & CVFS_CAP_HARDLINKS))
+		return -EPERM;
+	TXN(fs, 1, {
+		struct cvfs_attr p;
+		uint64_t other;
+		rc = get_dir(fs, newparent, &p);
+		if (rc == 0 && p.nlink == 0)
+			rc = -ENOENT;
+		if (rc == 0)
+			rc = fs->ops->inode_get(fs->st, ino, out);
+		if (rc == 0 && S_ISDIR(out->mode))
+			rc = -EPERM;
+		if (rc == 0 && out->nlink == 0)
+			rc = -ENOENT;
+		if (rc == 0 && out->nlink >= 65000)
+			rc = -EMLINK;
+		if (rc == 0) {
+			rc = fs->ops->dent_get(fs->st, newparent, newname, len, &other);
+			rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
+		}
+		if (rc == 0)
+			rc = fs->ops->dent_put(fs->st, newparent, newname, len, ino,
+					       out->mode & S_IFMT);
+		if (rc == 0) {
+			int64_t now = cvfs_now_ns();
+			out->nlink++;
+			out->ctime_ns = now;
+			rc = fs->ops->inode_put(fs->st, out);
+			touch_mc(&p, now);
+			if (rc == 0)
+				rc = fs->ops->inode_put(fs->st, &p);
+		}
+	});
+	if (rc == 0)
+		rc = ref_get(fs, ino, 1, 0);
+	return rc;
+}
+
+/* ---- removing names ---- */
+
+static int dir_is_empty(struct cvfs_fs *fs, uint64_t ino);
+
+static int remove_name(struct cvfs_fs *fs, uint64_t parent, const char *name, int dir)
+{
+	RO_CHECK(fs);
+	size_t len;
+	int rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	if (is_dot(name, len))
+		return dir ? (len == 1 ? -EINVAL : -ENOTEMPTY) : -EISDIR;
+	TXN(fs, 1, {
+		struct cvfs_attr p, a;
+		uint64_t ino = 0;
+		rc = get_dir(fs, parent, &p);
+		if (rc == 0)
+			rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
+		if (rc == 0)
+			rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0) {
+			if (dir && !S_ISDIR(a.mode))
+				rc = -ENOTDIR;
+			else if (!dir && S_ISDIR(a.mode))
+				rc = -EISDIR;
+		}
+		if (rc == 0 && dir) {
+			rc = dir_is_empty(fs, ino);
+			rc = rc == 1 ? 0 : rc == 0 ? -ENOTEMPTY : rc;
+		}
+		if (rc == 0)
+			rc = fs->ops->dent_del(fs->st, parent, name, len);
+		if (rc == 0) {
+			int64_t now = cvfs_now_ns();
+			touch_mc(&p, now);
+			if (dir)
+				p.nlink--;
+			rc = fs->ops->inode_put(fs->st, &p);
+			a.ctime_ns = now;
+			a.nlink = dir ? 0 : a.nlink - 1;
+			if (rc == 0)
+				rc = a.nlink ? fs->ops->inode_put(fs->st, &a) : drop_inode(fs, &a);
+		}
+	});
+	return rc;
+}
+
+int cvfs_fs_unlink(struct cvfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, 0);
+}
+
+int cvfs_fs_rmdir(struct cvfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, 1);
+}
+
+static int stop_at_first(void *arg, const struct cvfs_dirent *e)
+{
+	(void)e;
+	*(int *)arg = 1;
+	return 1;
+}
+
+static int dir_is_empty(struct cvfs_fs *fs, uint64_t ino)
+{
+	if (fs->ops->dir_empty)
+		return fs->ops->dir_empty(fs->st, ino);
+	int any = 0;
+	int rc = fs->ops->dir_list(fs->st, ino, 0, stop_at_first, &any);
+	return rc ? rc : !any;
+}
+
+/* ---- rename ---- */
+
+/* Is dir equal to anc or below it?  Walks up from dir. */
+static int is_within(struct cvfs_fs *fs, uint64_t dir, uint64_t anc)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		if (dir == anc)
+			return 1;
+		if (dir == CVFS_ROOT_INO)
+			return 0;
+		struct cvfs_attr a;
+		int rc = fs->ops->inode_get(fs->st, dir, &a);
+		if (rc)
+			return rc;
+		dir = a.parent;
+	}
+	return -ELOOP;
+}
+
+/* Move directory d (attr da) from parent op to parent np: link counts, "..". */
+static void move_dir(struct cvfs_attr *da, struct cvfs_attr *op, struct cvfs_attr *np)
+{
+	if (op->ino == np->ino)
+		return;
+	da->parent = np->ino;
+	op->nlink--;
+	np->nlink++;
+}
+
+static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t ol, uint64_t npar,
+		     const char *nn, size_t nl, unsigned flags)
+{
+	struct cvfs_attr op, np, sa, da;
+	uint64_t sino, dino = 0;
+	int rc = get_dir(fs, opar, &op);
+	if (rc == 0)
+		rc = opar == npar ? (np = op, 0) : get_dir(fs, npar, &np);
+	if (rc == 0)
+		rc = fs->ops->dent_get(fs->st, opar, on, ol, &sino);
+	if (rc)
+		return rc;
+	rc = fs->ops->dent_get(fs->st, npar, nn, nl, &dino);
+	int have_dst = rc == 0;
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (np.nlink == 0)
+		return -ENOENT;
+	if ((flags & RENAME_NOREPLACE) && have_dst)
+		return -EEXIST;
+	if ((flags & RENAME_EXCHANGE) && !have_dst)
+		return -ENOENT;
+	rc = fs->ops->inode_get(fs->st, sino, &sa);
+	if (rc)
+		return rc;
+	if (have_dst && dino == sino)
+		return 0; /* two names of one file: nothing to do */
+	if (have_dst && (rc = fs->ops->inode_get(fs->st, dino, &da)))
+		return rc;
+	/* A directory may not move into itself or below itself. */
+	if (S_ISDIR(sa.mode) && opar != npar) {
+		rc = is_within(fs, npar, sino);
+		if (rc)
+			return rc < 0 ? rc : -EINVAL;
+	}
+	if ((flags & RENAME_EXCHANGE) && S_ISDIR(da.mode) && opar != npar) {
+		rc = is_within(fs, opar, dino);
+		if (rc)
+			return rc < 0 ? rc : -EINVAL;
+	}
+	int64_t now = cvfs_now_ns();
+	if (flags & RENAME_EXCHANGE) {
+		rc = fs->ops->dent_put(fs->st, opar, on, ol, dino, da.mode & S_IFMT);
+		if (rc == 0)
+			rc = fs->ops->dent_put(fs->st, npar, nn, nl, sino, sa.mode & S_IFMT);
+		if (rc)
+			return rc;
+		if (S_ISDIR(sa.mode))
+			move_dir(&sa, &op, &np);
+		if (S_ISDIR(da.mode))
+			move_dir(&da, &np, &op);
+		sa.ctime_ns = da.ctime_ns = now;
+		touch_mc(&op, now);
+		touch_mc(&np, now);
+		rc = fs->ops->inode_put(fs->st, &sa);
+		if (rc == 0)
+			rc = fs->ops->inode_put(fs->st, &da);
+	} else {
+		if (have_dst) {
+			if (S_ISDIR(sa.mode) && !S_ISDIR(da.mode))
+				return -ENOTDIR;
+			if (!S_ISDIR(sa.mode) && S_ISDIR(da.mode))
+				return -EISDIR;
+			if (S_ISDIR(da.mode)) {
+				rc = dir_is_empty(fs, dino);
+				if (rc != 1)
+					return rc < 0 ? rc : -ENOTEMPTY;
+			}
+		}
+		rc = fs->ops->dent_put(fs->st, npar, nn, nl, sino, sa.mode & S_IFMT);
+		if (rc == 0)
+			rc = fs->ops->dent_del(fs->st, opar, on, ol);
+		if (rc)
+			return rc;
+		if (S_ISDIR(sa.mode))
+			move_dir(&sa, &op, &np);
+		sa.ctime_ns = now;
+		touch_mc(&op, now);
+		touch_mc(&np, now);
+		if (have_dst) {
+			da.ctime_ns = now;
+			if (S_ISDIR(da.mode)) {
+				da.nlink = 0;
+				np.nlink--; /* the replaced directory's ".." */
+			} else {
+				da.nlink--;
+			}
+		}
+		rc = fs->ops->inode_put(fs->st, &sa);
+		if (rc == 0 && have_dst)
+			rc = da.nlink ? fs->ops->inode_put(fs->st, &da) : drop_inode(fs, &da);
+	}
+	if (rc == 0)
+		rc = fs->ops->inode_put(fs->st, &op);
+	if (rc == 0 && opar != npar)
+		rc = fs->ops->inode_put(fs->st, &np);
+	return rc;
+}
+
+int cvfs_fs_rename(struct cvfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		   const char *newname, unsigned flags)
+{
+	RO_CHECK(fs);
+	size_t ol, nl;
+	int rc = check_name(name, &ol);
+	if (rc == 0)
+		rc = check_name(newname, &nl);
+	if (rc)
+		return rc;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+		return -EINVAL;
+	if (is_dot(name, ol) || is_dot(newname, nl))
+		return -EBUSY;
+	TXN(fs, 1, rc = do_rename(fs, parent, name, ol, newparent, newname, nl, flags));
+	return rc;
+}
+
+/* ---- files ---- */
+
+static struct cvfs_handle *handle_new(uint64_t ino, int flags)
+{
+	struct cvfs_handle *h = calloc(1, sizeof(*h));
+	if (h) {
+		h->ino = ino;
+		h->flags = flags;
+	}
+	return h;
+}
+
+static int open_mode_ok(struct cvfs_fs *fs, const struct cvfs_attr *a, int flags)
+{
+	int acc = flags & O_ACCMODE;
+	if (S_ISDIR(a->mode) && (acc != O_RDONLY || (flags & O_TRUNC)))
+		return -EISDIR;
+	if (fs->cfg.readonly && (acc != O_RDONLY || (flags & O_TRUNC)))
+		return -EROFS;
+	if (S_ISLNK(a->mode))
+		return -ELOOP;
+	return 0;
+}
+
+int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
+		   const char *name, uint32_t mode, int flags, struct cvfs_attr *out,
+		   struct cvfs_handle **fh)
+{
+	size_t len;
+	int rc = new_name(fs, name, &len);
+	if (rc)
+		return rc;
+	mode = S_IFREG | (mode & 07777);
+	TXN(fs, 1, {
+		rc = make_node(fs, cr, parent, name, len, mode, 0, NULL, out);
+		if (rc == -EEXIST && !(flags & O_EXCL)) {
+			uint64_t ino;
+			rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
+			if (rc == 0)
+				rc = fs->ops->inode_get(fs->st, ino, out);
+			if (rc == 0)
+				rc = open_mode_ok(fs, out, flags);
+			if (rc == 0 && (flags & O_TRUNC) && S_ISREG(out->mode) && out->size) {
+				rc = set_size(fs, out, 0, cvfs_now_ns());
+				if (rc == 0)
+					rc = fs->ops->inode_put(fs->st, out);
+			}
+		}
+	});
+	if (rc)
+		return rc;
+	*fh = handle_new(out->ino, flags);
+	if (!*fh)
+		return -ENOMEM;
+	rc = ref_get(fs, out->ino, 1, 1);
+	if (rc) {
+		free(*fh);
+		*fh = NULL;
+	}
+	return rc;
+}
+
+int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh)
+{
+	int rc;
+	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	TXN(fs, trunc, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0)
+			rc = open_mode_ok(fs, &a, flags);
+		if (rc == 0 && trunc && S_ISREG(a.mode) && a.size) {
+			rc = set_size(fs, &a, 0, cvfs_now_ns());
+			if (rc == 0)
+				rc = fs->ops->inode_put(fs->st, &a);
+		}
+	});
+	if (rc)
+		return rc;
+	*fh = handle_new(ino, flags);
+	if (!*fh)
+		return -ENOMEM;
+	rc = ref_get(fs, ino, 0, 1);
+	if (rc) {
+		free(*fh);
+		*fh = NULL;
+	}
+	return rc;
+}
+
+ssize_t cvfs_fs_read(struct cvfs_fs *fs, struct cvfs_handle *fh, void *buf, size_t size,
+		     uint64_t off)
+{
+	int rc;
+	ssize_t n = 0;
+	TXN(fs, 0, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, fh->ino, &a);
+		if (rc == 0 && S_ISDIR(a.mode))
+			rc = -EISDIR;
+		n = 0;
+		if (rc == 0 && off < a.size) {
+			size_t want = a.size - off < size ? (size_t)(a.size - off) : size;
+			n = fs->ops->read(fs->st, fh->ino, buf, want, off);
+			if (n < 0)
+				rc = (int)n;
+		}
+	});
+	return rc ? rc : n;
+}
+
+ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *buf, size_t size,
+		      uint64_t off, int append)
+{
+	RO_CHECK(fs);
+	int rc;
+	ssize_t n = 0;
+	if (!append && off + size < off)
+		return -EFBIG;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, fh->ino, &a);
+		if (rc == 0 && !S_ISREG(a.mode))
+			rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+		uint64_t at = append ? a.size : off;
+		if (rc == 0 && size) {
+			n = fs->ops->write(fs->st, fh->ino, buf, size, at);
+			if (n < 0)
+				rc = (int)n;
+		}
+		if (rc == 0) {
+			if (at + (uint64_t)n > a.size)
+				a.size = at + (uint64_t)n;
+			touch_mc(&a, cvfs_now_ns());
+			rc = fs->ops->inode_put(fs->st, &a);
+		}
+	});
+	return rc ? rc : n;
+}
+
+int cvfs_fs_fsync(struct cvfs_fs *fs, struct cvfs_handle *fh, int datasync)
+{
+	if (!fs->ops->sync)
+		return 0;
+	return fs->ops->sync(fs->st, fh ? fh->ino : 0, datasync);
+}
+
+int cvfs_fs_flush(struct cvfs_fs *fs, struct cvfs_handle *fh)
+{
+	(void)fs;
+	(void)fh;
+	return 0;
+}
+
+void cvfs_fs_release(struct cvfs_fs *fs, struct cvfs_handle *fh)
+{
+	if (!fh)
+		return;
+	ref_put(fs, fh->ino, 0, 1);
+	free(fh);
+}
+
+int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	RO_CHECK(fs);
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (off + len < off)
+		return -EFBIG;
+	int rc;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0 && !S_ISREG(a.mode))
+			rc = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+		if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
+		    off < a.size) {
+			uint64_t n = off + len > a.size ? a.size - off : len;
+			if (fs->ops->punch) {
+				rc = fs->ops->punch(fs->st, ino, off, n);
+			} else {
+				static const char zeros[65536];
+				for (uint64_t done = 0; rc == 0 && done < n;) {
+					size_t k = n - done < sizeof(zeros) ? (size_t)(n - done)
+									    : sizeof(zeros);
+					ssize_t w = fs->ops->write(fs->st, ino, zeros, k, off + done);
+					rc = w < 0 ? (int)w : 0;
+					done += k;
+				}
+			}
+		}
+		int64_t now = cvfs_now_ns();
+		if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > a.size) {
+			a.size = off + len;
+			touch_mc(&a, now);
+		} else if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+			touch_mc(&a, now);
+		}
+		if (rc == 0)
+			rc = fs->ops->inode_put(fs->st, &a);
+	});
+	return rc;
+}
+
+/* ---- directories ---- */
+
+int cvfs_fs_opendir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_handle **fh)
+{
+	int rc;
+	TXN(fs, 0, {
+		struct cvfs_attr a;
+		rc = get_dir(fs, ino, &a);
+	});
+	if (rc)
+		return rc;
+	*fh = handle_new(ino, O_RDONLY | O_DIRECTORY);
+	if (!*fh)
+		return -ENOMEM;
+	rc = ref_get(fs, ino, 0, 1);
+	if (rc) {
+		free(*fh);
+		*fh = NULL;
+	}
+	return rc;
+}
+
+void cvfs_fs_releasedir(struct cvfs_fs *fs, struct cvfs_handle *fh)
+{
+	cvfs_fs_release(fs, fh);
+}
+
+struct rd_ctx {
+	struct cvfs_fs *fs;
+	int plus;
+	cvfs_fill_fn cb;
+	void *arg;
+	int err;
+	uint64_t *taken; /* inodes handed out in plus mode */
+	size_t ntaken, captaken;
+};
+
+static int rd_one(void *arg, const struct cvfs_dirent *e)
+{
+	struct rd_ctx *c = arg;
+	struct cvfs_attr a;
+	if (c->plus) {
+		int rc = c->fs->ops->inode_get(c->fs->st, e->ino, &a);
+		if (rc) {
+			if (rc == -ENOENT)
+				return 0; /* removed meanwhile (shared stores) */
+			c->err = rc;
+			return 1;
+		}
+		if (c->ntaken == c->captaken) {
+			size_t nc = c->captaken ? c->captaken * 2 : 64;
+			uint64_t *t = realloc(c->taken, nc * sizeof(*t));
+			if (!t) {
+				c->err = -ENOMEM;
+				return 1;
+			}
+			c->taken = t;
+			c->captaken = nc;
+		}
+	} else {
+		memset(&a, 0, sizeof(a));
+		a.ino = e->ino;
+		a.mode = e->type;
+	}
+	if (c->cb(c->arg, e->name, e->namelen, &a, e->cookie + 2))
+		return 1;
+	if (c->plus)
+		c->taken[c->ntaken++] = e->ino;
+	return 0;
+}
+
+int cvfs_fs_readdir(struct cvfs_fs *fs, uint64_t ino, uint64_t off, int plus, cvfs_fill_fn cb,
+		    void *arg)
+{
+	int rc;
+	struct rd_ctx c = {.fs = fs, .plus = plus, .cb = cb, .arg = arg};
+	TXN(fs, 0, {
+		struct cvfs_attr d, pa;
+		c.ntaken = 0;
+		c.err = 0;
+		rc = get_dir(fs, ino, &d);
+		int full = 0;
+		if (rc == 0 && off == 0) {
+			full = cb(arg, ".", 1, &d, 1);
+			off = full ? 0 : 1;
+		}
+		if (rc == 0 && !full && off == 1) {
+			uint64_t pino = d.parent ? d.parent : CVFS_ROOT_INO;
+			if (pino == ino)
+				pa = d;
+			else if (plus)
+				rc = fs->ops->inode_get(fs->st, pino, &pa);
+			else {
+				memset(&pa, 0, sizeof(pa));
+				pa.ino = pino;
+				pa.mode = S_IFDIR;
+			}
+			if (rc == 0) {
+				full = cb(arg, "..", 2, &pa, 2);
+				off = full ? 1 : 2;
+			}
+		}
+		if (rc == 0 && !full && off >= 2) {
+			rc = fs->ops->dir_list(fs->st, ino, off - 2, rd_one, &c);
+			if (rc == 0)
+				rc = c.err;
+		}
+	});
+	if (rc == 0) {
+		for (size_t i = 0; i < c.ntaken; i++)
+			ref_get(fs, c.taken[i], 1, 0);
+	}
+	free(c.taken);
+	return rc;
+}
+
+/* ---- the rest ---- */
+
+int cvfs_fs_statfs(struct cvfs_fs *fs, struct cvfs_statfs *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (fs->ops->statfs)
+		return fs->ops->statfs(fs->st, out);
+	out->bsize = 4096;
+	out->blocks = out->bfree = out->bavail = 1ull << 30;
+	out->files = out->ffree = 1ull << 30;
+	return 0;
+}
+
+static int xattr_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 255)
+		return n ? -ERANGE : -EINVAL;
+	/* ACLs and other system.* names need kernel support we do not claim. */
+	if (strncmp(name, "system.", 7) == 0)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+ssize_t cvfs_fs_getxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, void *val,
+			 size_t size)
+{
+	if (!fs->ops->getx)
+		return -EOPNOTSUPP;
+	int rc = xattr_name_ok(name);
+	if (rc)
+		return rc == -EOPNOTSUPP ? -ENODATA : rc;
+	ssize_t n = 0;
+	TXN(fs, 0, {
+		n = fs->ops->getx(fs->st, ino, name, val, size);
+		rc = n < 0 ? (int)n : 0;
+	});
+	return rc ? rc : n;
+}
+
+int cvfs_fs_setxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, const void *val,
+		     size_t size, int flags)
+{
+	RO_CHECK(fs);
+	if (!fs->ops->setx)
+		return -EOPNOTSUPP;
+	int rc = xattr_name_ok(name);
+	if (rc)
+		return rc;
+	if (size > 65536)
+		return -E2BIG;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->setx(fs->st, ino, name, val, size, flags);
+		if (rc == 0)
+			rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0) {
+			a.ctime_ns = cvfs_now_ns();
+			rc = fs->ops->inode_put(fs->st, &a);
+		}
+	});
+	return rc;
+}
+
+ssize_t cvfs_fs_listxattr(struct cvfs_fs *fs, uint64_t ino, char *list, size_t size)
+{
+	if (!fs->ops->listx)
+		return 0;
+	int rc;
+	ssize_t n = 0;
+	TXN(fs, 0, {
+		n = fs->ops->listx(fs->st, ino, list, size);
+		rc = n < 0 ? (int)n : 0;
+	});
+	return rc ? rc : n;
+}
+
+int cvfs_fs_removexattr(struct cvfs_fs *fs, uint64_t ino, const char *name)
+{
+	RO_CHECK(fs);
+	if (!fs->ops->removex)
+		return -EOPNOTSUPP;
+	int rc = xattr_name_ok(name);
+	if (rc)
+		return rc == -EOPNOTSUPP ? -ENODATA : rc;
+	TXN(fs, 1, {
+		struct cvfs_attr a;
+		rc = fs->ops->removex(fs->st, ino, name);
+		if (rc == 0)
+			rc = fs->ops->inode_get(fs->st, ino, &a);
+		if (rc == 0) {
+			a.ctime_ns = cvfs_now_ns();
+			rc = fs->ops->inode_put(fs->st, &a);
+		}
+	});
+	return rc;
+}

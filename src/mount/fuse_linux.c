@@ -1,0 +1,832 @@
+/*
+ * Linux FUSE adapter over the libfuse3 low-level API: each request becomes
+ * one core call.  Inode numbers are the store's own (root is 1 on both
+ * sides), so they are stable for the life of a file and hard links work.
+ *
+ * Kernel caches: entry, attribute and negative-entry timeouts from
+ * cache_timeout; writeback cache; readdirplus; keep_cache on open; 1 MiB
+ * reads and writes.  Changes made outside the kernel (the API) invalidate
+ * through a queue drained by a thread of its own, never from inside a
+ * request handler.
+ */
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 34
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mount/mount.h"
+
+struct cvfs_mount {
+	struct cvfs_fs *fs;
+	struct cvfs_mount_opts o;
+	char *mountpoint;
+	struct fuse_session *se;
+	double timeout;
+	int mounted;
+	int shared; /* the store may change behind our back */
+};
+
+static inline struct cvfs_mount *mnt(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void cred_of(fuse_req_t req, struct cvfs_cred *cr)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	cr->uid = c->uid;
+	cr->gid = c->gid;
+	cr->pid = c->pid;
+	cr->umask = c->umask;
+}
+
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+static int64_t ts_to_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static void to_stat(const struct cvfs_mount *m, const struct cvfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 65536;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	ns_to_ts(a->atime_ns, &st->st_atim);
+	ns_to_ts(a->mtime_ns, &st->st_mtim);
+	ns_to_ts(a->ctime_ns, &st->st_ctim);
+	if (m->o.set_uid)
+		st->st_uid = m->o.uid;
+	if (m->o.set_gid)
+		st->st_gid = m->o.gid;
+	if (m->o.set_umask)
+		st->st_mode &= ~(mode_t)m->o.umask;
+}
+
+static void reply_entry(fuse_req_t req, const struct cvfs_attr *a)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	e.generation = a->generation;
+	e.attr_timeout = m->timeout;
+	e.entry_timeout = m->timeout;
+	to_stat(m, a, &e.attr);
+	if (fuse_reply_entry(req, &e) == -ENOENT) {
+		/* The kernel did not take it (request interrupted): undo the count. */
+		cvfs_fs_forget(m->fs, a->ino, 1);
+	}
+}
+
+static void reply_attr(fuse_req_t req, const struct cvfs_attr *a)
+{
+	struct stat st;
+	to_stat(mnt(req), a, &st);
+	fuse_reply_attr(req, &st, mnt(req)->timeout);
+}
+
+/* ---- requests ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct cvfs_mount *m = userdata;
+	if (m->o.writeback != 0 && (conn->capable & FUSE_CAP_WRITEBACK_CACHE) && !m->o.readonly)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* Let the kernel clear setuid/setgid on write and chown itself. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* Data changes of shared stores are noticed through attributes. */
+	if (m->shared && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	else
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+	conn->time_gran = 1;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_attr a;
+	int rc = cvfs_fs_lookup(m->fs, parent, name, &a);
+	if (rc == -ENOENT && m->timeout > 0) {
+		/* A negative entry: cached by the kernel for the timeout. */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = m->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	cvfs_fs_forget(mnt(req)->fs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		cvfs_fs_forget(mnt(req)->fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cvfs_attr a;
+	int rc = cvfs_fs_getattr(mnt(req)->fs, ino, &a);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_attr(req, &a);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct cvfs_cred cr;
+	cred_of(req, &cr);
+	struct cvfs_attr in, out;
+	memset(&in, 0, sizeof(in));
+	int mask = 0;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		mask |= CVFS_SET_MODE;
+		in.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		mask |= CVFS_SET_UID;
+		in.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		mask |= CVFS_SET_GID;
+		in.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		mask |= CVFS_SET_SIZE;
+		in.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		mask |= CVFS_SET_ATIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME) {
+		mask |= CVFS_SET_ATIME;
+		in.atime_ns = ts_to_ns(&attr->st_atim);
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		mask |= CVFS_SET_MTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME) {
+		mask |= CVFS_SET_MTIME;
+		in.mtime_ns = ts_to_ns(&attr->st_mtim);
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		mask |= CVFS_SET_CTIME;
+		in.ctime_ns = ts_to_ns(&attr->st_ctim);
+	}
+	int rc = cvfs_fs_setattr(mnt(req)->fs, &cr, ino, &in, mask, &out);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_attr(req, &out);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = cvfs_fs_readlink(mnt(req)->fs, ino, buf, PATH_MAX);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	buf[n] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct cvfs_cred cr;
+	cred_of(req, &cr);
+	struct cvfs_attr a;
+	int rc = cvfs_fs_mknod(mnt(req)->fs, &cr, parent, name, mode, rdev, &a);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	op_mknod(req, parent, name, S_IFDIR | (mode & 07777), 0);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct cvfs_cred cr;
+	cred_of(req, &cr);
+	struct cvfs_attr a;
+	int rc = cvfs_fs_symlink(mnt(req)->fs, &cr, parent, name, link, &a);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct cvfs_attr a;
+	int rc = cvfs_fs_link(mnt(req)->fs, ino, newparent, newname, &a);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -cvfs_fs_unlink(mnt(req)->fs, parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -cvfs_fs_rmdir(mnt(req)->fs, parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, -cvfs_fs_rename(mnt(req)->fs, parent, name, newparent, newname, flags));
+}
+
+static void set_fi(struct cvfs_mount *m, struct fuse_file_info *fi, struct cvfs_handle *h)
+{
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* Only we change the data of an exclusive store, and the API's changes
+	 * invalidate pages explicitly: the page cache stays valid across opens. */
+	fi->keep_cache = !m->shared;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_cred cr;
+	cred_of(req, &cr);
+	struct cvfs_attr a;
+	struct cvfs_handle *h;
+	int rc = cvfs_fs_create(m->fs, &cr, parent, name, mode, fi->flags, &a, &h);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	set_fi(m, fi, h);
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = a.ino;
+	e.generation = a.generation;
+	e.attr_timeout = e.entry_timeout = m->timeout;
+	to_stat(m, &a, &e.attr);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		cvfs_fs_release(m->fs, h);
+		cvfs_fs_forget(m->fs, a.ino, 1);
+	}
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_handle *h;
+	int flags = fi->flags;
+	/* With the writeback cache the kernel may read through a write-only
+	 * handle, and appends at its own idea of the end: drop both. */
+	if (m->o.writeback != 0 && !m->o.readonly) {
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	int rc = cvfs_fs_open(m->fs, ino, flags, &h);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	set_fi(m, fi, h);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		cvfs_fs_release(m->fs, h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	char stackbuf[16384];
+	char *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = cvfs_fs_read(mnt(req)->fs, h, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	ssize_t n = cvfs_fs_write(mnt(req)->fs, h, buf, size, (uint64_t)off, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	fuse_reply_err(req, -cvfs_fs_flush(mnt(req)->fs, h));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	cvfs_fs_release(mnt(req)->fs, (struct cvfs_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	fuse_reply_err(req, -cvfs_fs_fsync(mnt(req)->fs, h, datasync));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_handle *h;
+	int rc = cvfs_fs_opendir(m->fs, ino, &h);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		cvfs_fs_releasedir(m->fs, h);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	struct cvfs_mount *m;
+	char *buf;
+	size_t size, used;
+	int plus;
+};
+
+static int fill_one(void *arg, const char *name, size_t len, const struct cvfs_attr *a,
+		    uint64_t next)
+{
+	struct dirbuf *d = arg;
+	char nm[CVFS_NAME_MAX + 1];
+	memcpy(nm, name, len);
+	nm[len] = 0;
+	size_t n;
+	if (d->plus) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.ino = a->ino;
+		e.generation = a->generation;
+		e.attr_timeout = e.entry_timeout = d->m->timeout;
+		to_stat(d->m, a, &e.attr);
+		/* "." and ".." must not count a lookup: ino 0 tells the kernel so. */
+		if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+			e.ino = 0, e.attr.st_ino = a->ino;
+		n = fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, nm, &e,
+					   (off_t)next);
+	} else {
+		struct stat st;
+		memset(&st, 0, sizeof(st));
+		st.st_ino = a->ino;
+		st.st_mode = a->mode;
+		n = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, nm, &st,
+				      (off_t)next);
+	}
+	if (n > d->size - d->used)
+		return 1;
+	d->used += n;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct dirbuf d = {.req = req, .m = mnt(req), .size = size, .plus = plus};
+	d.buf = malloc(size);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = cvfs_fs_readdir(d.m->fs, ino, (uint64_t)off, plus, fill_one, &d);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	cvfs_fs_releasedir(mnt(req)->fs, (struct cvfs_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, -cvfs_fs_fsync(mnt(req)->fs, NULL, datasync));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct cvfs_statfs s;
+	int rc = cvfs_fs_statfs(mnt(req)->fs, &s);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct statvfs v;
+	memset(&v, 0, sizeof(v));
+	v.f_bsize = s.bsize;
+	v.f_frsize = s.bsize;
+	v.f_blocks = s.blocks;
+	v.f_bfree = s.bfree;
+	v.f_bavail = s.bavail;
+	v.f_files = s.files;
+	v.f_ffree = s.ffree;
+	v.f_favail = s.ffree;
+	v.f_namemax = CVFS_NAME_MAX;
+	fuse_reply_statfs(req, &v);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, -cvfs_fs_setxattr(mnt(req)->fs, ino, name, value, size, flags));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = cvfs_fs_getxattr(mnt(req)->fs, ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = cvfs_fs_listxattr(mnt(req)->fs, ino, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -cvfs_fs_removexattr(mnt(req)->fs, ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -cvfs_fs_fallocate(mnt(req)->fs, ino, mode, (uint64_t)off,
+					       (uint64_t)len));
+}
+
+static const struct fuse_lowlevel_ops ll_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+};
+
+/* ---- mounting ---- */
+
+static void set_err(char **errmsg, const char *fmt, const char *a, const char *b)
+{
+	if (errmsg && asprintf(errmsg, fmt, a, b) < 0)
+		*errmsg = NULL;
+}
+
+static int is_mount_point(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return 0;
+	char line[8192];
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		/* id parent major:minor root mountpoint ... ; octal escapes for spaces */
+		char *p = line;
+		for (int i = 0; i < 4 && p; i++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (!p)
+			continue;
+		char *e = strchr(p, ' ');
+		if (e)
+			*e = 0;
+		char un[4096];
+		size_t k = 0;
+		for (char *s = p; *s && k + 1 < sizeof(un); s++) {
+			if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+				un[k++] = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+				s += 3;
+			} else {
+				un[k++] = *s;
+			}
+		}
+		un[k] = 0;
+		found = strcmp(un, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+static int lazy_unmount(const char *path)
+{
+	if (umount2(path, MNT_DETACH) == 0)
+		return 0;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("fusermount3", "fusermount3", "-u", "-z", "-q", path, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EBUSY;
+}
+
+int cvfs_mount_prepare(const char *mountpoint, char **errmsg)
+{
+	struct stat st;
+	if (stat(mountpoint, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			set_err(errmsg, "mount point %s is not a directory%s", mountpoint, "");
+			return -ENOTDIR;
+		}
+		char *real = realpath(mountpoint, NULL);
+		int busy = real && is_mount_point(real);
+		free(real);
+		if (busy) {
+			set_err(errmsg, "%s is already mounted (unmount it first: fusermount3 -u %s)",
+				mountpoint, mountpoint);
+			return -EBUSY;
+		}
+		return 0;
+	}
+	int e = errno;
+	if (e == ENOTCONN) {
+		/* A daemon that died left its mount behind: clear it. */
+		int rc = lazy_unmount(mountpoint);
+		if (rc == 0 && stat(mountpoint, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		set_err(errmsg, "%s: a dead mount is in the way and could not be cleared%s",
+			mountpoint, " (try: fusermount3 -uz DIR)");
+		return -ENOTCONN;
+	}
+	if (e == ENOENT) {
+		if (mkdir(mountpoint, 0755) == 0 || errno == EEXIST)
+			return 0;
+		e = errno;
+	}
+	set_err(errmsg, "mount point %s: %s", mountpoint, strerror(e));
+	return -e;
+}
+
+int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct cvfs_mount **out,
+		   char **errmsg)
+{
+	*out = NULL;
+	if (errmsg)
+		*errmsg = NULL;
+	struct cvfs_mount *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->fs = fs;
+	m->o = *o;
+	m->shared = (cvfs_fs_store(fs)->caps & CVFS_CAP_SHARED) != 0;
+	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
+	m->mountpoint = realpath(o->mountpoint, NULL);
+	if (!m->mountpoint) {
+		int e = errno;
+		set_err(errmsg, "mount point %s: %s", o->mountpoint, strerror(e));
+		free(m);
+		return -e;
+	}
+
+	char *opts = NULL;
+	if (asprintf(&opts, "default_permissions,fsname=%s,subtype=chuk-vfs%s%s%s%s",
+		     o->fsname ? o->fsname : "chuk-vfs", o->allow_other ? ",allow_other" : "",
+		     o->readonly ? ",ro" : "", o->fuse_opts && *o->fuse_opts ? "," : "",
+		     o->fuse_opts ? o->fuse_opts : "") < 0) {
+		free(m->mountpoint);
+		free(m);
+		return -ENOMEM;
+	}
+	char *argv[] = {"chuk-vfs", "-o", opts, o->debug ? "-d" : NULL, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
+	m->se = fuse_session_new(&args, &ll_ops, sizeof(ll_ops), m);
+	fuse_opt_free_args(&args);
+	free(opts);
+	if (!m->se) {
+		set_err(errmsg, "FUSE refused the options (see above)%s%s", "", "");
+		free(m->mountpoint);
+		free(m);
+		return -EINVAL;
+	}
+	if (fuse_session_mount(m->se, m->mountpoint) != 0) {
+		int e = access("/dev/fuse", R_OK | W_OK) ? errno : 0;
+		if (e)
+			set_err(errmsg, "cannot mount %s: /dev/fuse: %s", m->mountpoint, strerror(e));
+		else
+			set_err(errmsg, "cannot mount %s (see the message above)%s", m->mountpoint, "");
+		fuse_session_destroy(m->se);
+		free(m->mountpoint);
+		free(m);
+		return e ? -e : -EIO;
+	}
+	m->mounted = 1;
+	*out = m;
+	return 0;
+}
+
+int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
+{
+	if (install_signals && fuse_set_signal_handlers(m->se) != 0)
+		return -EIO;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_max_threads(cfg, m->o.threads > 0 ? (unsigned)m->o.threads : 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	int rc = fuse_session_loop_mt(m->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	if (install_signals)
+		fuse_remove_signal_handlers(m->se);
+	return rc < 0 ? rc : 0;
+}
+
+void cvfs_mount_exit(struct cvfs_mount *m)
+{
+	if (m && m->se)
+		fuse_session_exit(m->se);
+}
+
+void cvfs_mount_free(struct cvfs_mount *m)
+{
+	if (!m)
+		return;
+	if (m->mounted)
+		fuse_session_unmount(m->se);
+	fuse_session_destroy(m->se);
+	free(m->mountpoint);
+	free(m);
+}
+
+int cvfs_mount_daemonize(void)
+{
+	return fuse_daemonize(0) == 0 ? 0 : -EIO;
+}
+
+int cvfs_mount_fuse_version(void)
+{
+	return fuse_version();
+}
