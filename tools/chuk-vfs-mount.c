@@ -294,6 +294,8 @@ int main(int argc, char **argv)
 	if (c.debug)
 		c.foreground = 1;
 
+	if (c.readonly)
+		add_sopt(&c, "readonly", "1");
 	char *err = NULL;
 	int e = cvfs_mount_prepare(c.mountpoint, &err);
 	if (e) {

@@ -83,6 +83,14 @@ struct cvfs_statfs {
 
 struct cvfs_store;
 
+/* Changes made by other clients of a shared store (CVFS_CAP_SHARED), so the
+ * mount can drop what the kernel cached.  kind: CVFS_CHANGE_INODE (attributes
+ * or data of ino changed; ino deleted), CVFS_CHANGE_ENTRY (name in parent was
+ * added, removed or repointed; ino is the old target if known, else 0). */
+enum { CVFS_CHANGE_INODE = 1, CVFS_CHANGE_ENTRY = 2 };
+typedef void (*cvfs_change_cb)(void *arg, int kind, uint64_t ino, uint64_t parent,
+			       const char *name, size_t len);
+
 struct cvfs_store_ops {
 	const char *name;
 	uint32_t abi; /* CVFS_STORE_ABI */
@@ -141,6 +149,11 @@ struct cvfs_store_ops {
 	 * sync: make all committed transactions durable (fsync). */
 	int (*statfs)(struct cvfs_store *st, struct cvfs_statfs *out);
 	int (*sync)(struct cvfs_store *st, uint64_t ino, int datasync);
+
+	/* Optional, outside transactions: start delivering changes made by other
+	 * clients to cb, from a thread of the store's own.  Called once, after
+	 * the process daemonised (a store starts no threads before this). */
+	int (*watch)(struct cvfs_store *st, cvfs_change_cb cb, void *arg);
 
 	void (*free)(struct cvfs_store *st);
 };
