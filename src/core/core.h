@@ -51,6 +51,9 @@ struct cvfs_fs_notify {
 	void *arg;
 };
 void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n);
+/* Starts what needs threads (a shared store's change feed), after the process
+ * daemonised.  Changes other clients make reach the notify callbacks. */
+int cvfs_fs_start(struct cvfs_fs *fs);
 
 /* setattr mask */
 enum {

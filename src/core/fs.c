@@ -296,6 +296,27 @@ void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n)
 	pthread_mutex_unlock(&fs->notify_lock);
 }
 
+/* From the store's own thread: another client changed something. */
+static void on_store_change(void *arg, int kind, uint64_t ino, uint64_t parent, const char *name,
+			    size_t len)
+{
+	struct cvfs_fs *fs = arg;
+	pthread_mutex_lock(&fs->notify_lock);
+	struct cvfs_fs_notify n = fs->notify;
+	pthread_mutex_unlock(&fs->notify_lock);
+	if (kind == CVFS_CHANGE_ENTRY && n.inval_entry)
+		n.inval_entry(n.arg, parent, name, len);
+	if (ino && n.inval_inode)
+		n.inval_inode(n.arg, ino, 0, 0);
+}
+
+int cvfs_fs_start(struct cvfs_fs *fs)
+{
+	if (fs->ops->watch && (fs->st->caps & CVFS_CAP_SHARED))
+		return fs->ops->watch(fs->st, on_store_change, fs);
+	return 0;
+}
+
 #define RO_CHECK(fs)                                                                  \
 	do {                                                                          \
 		if ((fs)->cfg.readonly)                                               \

@@ -27,8 +27,27 @@
 
 #include "mount/mount.h"
 
+/* One pending kernel invalidation. */
+struct inval {
+	struct inval *next;
+	uint64_t ino;    /* entry: the parent */
+	int64_t off, len;
+	size_t namelen;  /* > 0: an entry invalidation */
+	char name[];
+};
+
 struct cvfs_mount {
 	struct cvfs_fs *fs;
+	/* Invalidations queued by other threads, sent by inval_thread (never
+	 * from a request handler).  All q_* fields protected by q_lock. */
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct inval *q_head, **q_tail;
+	size_t q_len;
+	int q_stop;
+	int q_started;
+	pthread_t q_thread;
+
 	struct cvfs_mount_opts o;
 	char *mountpoint;
 	struct fuse_session *se;
@@ -626,6 +645,94 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.fallocate = op_fallocate,
 };
 
+/* ---- invalidation queue ---- */
+
+#define Q_MAX 65536 /* beyond this, drop entries: the cache timeout still bounds staleness */
+
+static void q_push(struct cvfs_mount *m, uint64_t ino, int64_t off, int64_t len, const char *name,
+		   size_t namelen)
+{
+	struct inval *iv = malloc(sizeof(*iv) + namelen + 1);
+	if (!iv)
+		return;
+	iv->next = NULL;
+	iv->ino = ino;
+	iv->off = off;
+	iv->len = len;
+	iv->namelen = namelen;
+	if (namelen)
+		memcpy(iv->name, name, namelen);
+	iv->name[namelen] = 0;
+	pthread_mutex_lock(&m->q_lock);
+	if (m->q_stop || m->q_len >= Q_MAX) {
+		pthread_mutex_unlock(&m->q_lock);
+		free(iv);
+		return;
+	}
+	*m->q_tail = iv;
+	m->q_tail = &iv->next;
+	m->q_len++;
+	pthread_cond_signal(&m->q_cond);
+	pthread_mutex_unlock(&m->q_lock);
+}
+
+static void q_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
+{
+	q_push(arg, ino, off, len, NULL, 0);
+}
+
+static void q_entry(void *arg, uint64_t parent, const char *name, size_t len)
+{
+	if (len)
+		q_push(arg, parent, 0, 0, name, len);
+}
+
+static void *inval_thread(void *arg)
+{
+	struct cvfs_mount *m = arg;
+	pthread_mutex_lock(&m->q_lock);
+	for (;;) {
+		while (!m->q_head && !m->q_stop)
+			pthread_cond_wait(&m->q_cond, &m->q_lock);
+		if (m->q_stop)
+			break;
+		struct inval *iv = m->q_head;
+		m->q_head = iv->next;
+		if (!m->q_head)
+			m->q_tail = &m->q_head;
+		m->q_len--;
+		pthread_mutex_unlock(&m->q_lock);
+		/* -ENOENT: the kernel does not have it cached; nothing to do. */
+		if (iv->namelen)
+			fuse_lowlevel_notify_inval_entry(m->se, iv->ino, iv->name, iv->namelen);
+		else
+			fuse_lowlevel_notify_inval_inode(m->se, iv->ino, iv->off, iv->len);
+		free(iv);
+		pthread_mutex_lock(&m->q_lock);
+	}
+	pthread_mutex_unlock(&m->q_lock);
+	return NULL;
+}
+
+static void q_stop(struct cvfs_mount *m)
+{
+	if (!m->q_started)
+		return;
+	cvfs_fs_set_notify(m->fs, NULL);
+	pthread_mutex_lock(&m->q_lock);
+	m->q_stop = 1;
+	pthread_cond_signal(&m->q_cond);
+	pthread_mutex_unlock(&m->q_lock);
+	pthread_join(m->q_thread, NULL);
+	m->q_started = 0;
+	while (m->q_head) {
+		struct inval *iv = m->q_head;
+		m->q_head = iv->next;
+		free(iv);
+	}
+	m->q_tail = &m->q_head;
+}
+
 /* ---- mounting ---- */
 
 static void set_err(char **errmsg, const char *fmt, const char *a, const char *b)
@@ -741,6 +848,9 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 		return -ENOMEM;
 	m->fs = fs;
 	m->o = *o;
+	pthread_mutex_init(&m->q_lock, NULL);
+	pthread_cond_init(&m->q_cond, NULL);
+	m->q_tail = &m->q_head;
 	m->shared = (cvfs_fs_store(fs)->caps & CVFS_CAP_SHARED) != 0;
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
 	m->mountpoint = realpath(o->mountpoint, NULL);
@@ -787,21 +897,114 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	return 0;
 }
 
+/*
+ * The request loop: a fixed pool of workers, each receiving and processing
+ * requests on the session's one /dev/fuse descriptor.  libfuse 3.14's own
+ * multithreaded loop starts (and clones a descriptor for) a new thread for
+ * nearly every request on this kind of machine, which cost 3-6x in latency;
+ * a fixed pool does not.  Workers block the termination signals so that the
+ * calling thread receives them, leaves its read with EINTR and cancels the
+ * others (blocked in read, a cancellation point; processing is not
+ * cancellable).
+ */
+struct worker {
+	struct cvfs_mount *m;
+	pthread_t tid;
+	int started;
+};
+
+static int serve(struct fuse_session *se)
+{
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof(buf));
+	int rc = 0;
+	while (!fuse_session_exited(se)) {
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		int res = fuse_session_receive_buf(se, &buf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (res == -EINTR || res == -EAGAIN)
+			continue;
+		if (res <= 0) {
+			if (res < 0 && res != -ENODEV)
+				rc = res;
+			fuse_session_exit(se);
+			break;
+		}
+		fuse_session_process_buf(se, &buf);
+	}
+	free(buf.mem);
+	return rc;
+}
+
+static void free_buf(void *p)
+{
+	free(*(void **)p);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof(buf));
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cleanup_push(free_buf, &buf.mem);
+	while (!fuse_session_exited(w->m->se)) {
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		int res = fuse_session_receive_buf(w->m->se, &buf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (res == -EINTR || res == -EAGAIN)
+			continue;
+		if (res <= 0) {
+			fuse_session_exit(w->m->se);
+			break;
+		}
+		fuse_session_process_buf(w->m->se, &buf);
+	}
+	pthread_cleanup_pop(1);
+	return NULL;
+}
+
 int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 {
 	if (install_signals && fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	if (!cfg)
+	if (!m->q_started && pthread_create(&m->q_thread, NULL, inval_thread, m) == 0) {
+		m->q_started = 1;
+		struct cvfs_fs_notify n = {q_inode, q_entry, m};
+		cvfs_fs_set_notify(m->fs, &n);
+	}
+	int src = cvfs_fs_start(m->fs);
+	if (src)
+		fprintf(stderr, "chuk-vfs: cannot follow the store's changes: %s\n", strerror(-src));
+
+	/* One worker serves a local store fastest (see above); stores that wait
+	 * on a network get a pool so slow requests overlap. */
+	int n = m->o.threads > 0 ? m->o.threads : m->shared ? 8 : 1;
+	struct worker *ws = calloc((size_t)n, sizeof(*ws));
+	if (!ws)
 		return -ENOMEM;
-	fuse_loop_cfg_set_clone_fd(cfg, 1);
-	fuse_loop_cfg_set_max_threads(cfg, m->o.threads > 0 ? (unsigned)m->o.threads : 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 8);
-	int rc = fuse_session_loop_mt(m->se, cfg);
-	fuse_loop_cfg_destroy(cfg);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 1; i < n; i++) {
+		ws[i].m = m;
+		ws[i].started = pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int oldstate;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
+	int rc = serve(m->se);
+	pthread_setcancelstate(oldstate, NULL);
+	for (int i = 1; i < n; i++)
+		if (ws[i].started)
+			pthread_cancel(ws[i].tid);
+	for (int i = 1; i < n; i++)
+		if (ws[i].started)
+			pthread_join(ws[i].tid, NULL);
+	free(ws);
 	if (install_signals)
 		fuse_remove_signal_handlers(m->se);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 void cvfs_mount_exit(struct cvfs_mount *m)
@@ -814,9 +1017,12 @@ void cvfs_mount_free(struct cvfs_mount *m)
 {
 	if (!m)
 		return;
+	q_stop(m);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
 	fuse_session_destroy(m->se);
+	pthread_mutex_destroy(&m->q_lock);
+	pthread_cond_destroy(&m->q_cond);
 	free(m->mountpoint);
 	free(m);
 }

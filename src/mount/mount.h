@@ -20,7 +20,7 @@ struct cvfs_mount_opts {
 	const char *fuse_opts; /* extra -o options for FUSE, comma-separated, or NULL */
 	int set_uid, set_gid, set_umask; /* present every file with these */
 	uint32_t uid, gid, umask;
-	int threads;           /* max worker threads; 0 = default */
+	int threads;           /* worker threads; 0 = default (1 for local stores, 8 for shared) */
 };
 
 struct cvfs_mount;
