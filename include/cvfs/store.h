@@ -150,6 +150,14 @@ struct cvfs_store_ops {
 	int (*statfs)(struct cvfs_store *st, struct cvfs_statfs *out);
 	int (*sync)(struct cvfs_store *st, uint64_t ino, int datasync);
 
+	/* Optional, outside transactions: the life of open files, for stores
+	 * that stage data (S3).  open: a file is opened (open(2) flags); flush:
+	 * a descriptor is closed (may upload; its error reaches close(2));
+	 * release: the last reference of that open is gone. */
+	int (*open)(struct cvfs_store *st, uint64_t ino, int flags);
+	int (*flush)(struct cvfs_store *st, uint64_t ino);
+	int (*release)(struct cvfs_store *st, uint64_t ino);
+
 	/* Optional, outside transactions: start delivering changes made by other
 	 * clients to cb, from a thread of the store's own.  Called once, after
 	 * the process daemonised (a store starts no threads before this). */

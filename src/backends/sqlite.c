@@ -1101,8 +1101,9 @@ static int classify(struct sq_store *s, enum kind *kind, int *version, char **er
 			int i = 0;
 			while (sqlite3_step(q) == SQLITE_ROW) {
 				size_t l = strlen(names);
-				snprintf(names + l, sizeof(names) - l, "%s%s", i++ ? ", " : "",
-					 i < 6 ? (const char *)sqlite3_column_text(q, 0) : "...");
+				snprintf(names + l, sizeof(names) - l, "%s%s", i ? ", " : "",
+					 i < 5 ? (const char *)sqlite3_column_text(q, 0) : "...");
+				i++;
 			}
 			sqlite3_finalize(q);
 		}

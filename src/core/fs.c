@@ -860,6 +860,8 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 	});
 	if (rc)
 		return rc;
+	if (fs->ops->open && (rc = fs->ops->open(fs->st, out->ino, flags)))
+		return rc;
 	*fh = handle_new(out->ino, flags);
 	if (!*fh)
 		return -ENOMEM;
@@ -887,6 +889,8 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 		}
 	});
 	if (rc)
+		return rc;
+	if (fs->ops->open && (rc = fs->ops->open(fs->st, ino, flags)))
 		return rc;
 	*fh = handle_new(ino, flags);
 	if (!*fh)
@@ -958,17 +962,22 @@ int cvfs_fs_fsync(struct cvfs_fs *fs, struct cvfs_handle *fh, int datasync)
 
 int cvfs_fs_flush(struct cvfs_fs *fs, struct cvfs_handle *fh)
 {
-	(void)fs;
-	(void)fh;
-	return 0;
+	return fs->ops->flush ? fs->ops->flush(fs->st, fh->ino) : 0;
+}
+
+static void release(struct cvfs_fs *fs, struct cvfs_handle *fh, int file)
+{
+	if (!fh)
+		return;
+	if (file && fs->ops->release)
+		fs->ops->release(fs->st, fh->ino);
+	ref_put(fs, fh->ino, 0, 1);
+	free(fh);
 }
 
 void cvfs_fs_release(struct cvfs_fs *fs, struct cvfs_handle *fh)
 {
-	if (!fh)
-		return;
-	ref_put(fs, fh->ino, 0, 1);
-	free(fh);
+	release(fs, fh, 1);
 }
 
 int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
@@ -1039,7 +1048,7 @@ int cvfs_fs_opendir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_handle **fh)
 
 void cvfs_fs_releasedir(struct cvfs_fs *fs, struct cvfs_handle *fh)
 {
-	cvfs_fs_release(fs, fh);
+	release(fs, fh, 0);
 }
 
 struct rd_ctx {
