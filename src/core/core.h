@@ -35,6 +35,7 @@ struct cvfs_fs_config {
 	int readonly;
 	uint32_t root_mode; /* 0: 0755 */
 	uint32_t root_uid, root_gid; /* of a new root; default: the process's */
+	uint32_t umask; /* the API applies it to the modes it is given */
 };
 
 /* Takes ownership of st (freed by cvfs_fs_free, also when this fails). */
@@ -42,6 +43,7 @@ int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct 
 void cvfs_fs_free(struct cvfs_fs *fs);
 struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs);
 int cvfs_fs_readonly(const struct cvfs_fs *fs);
+uint32_t cvfs_fs_umask(const struct cvfs_fs *fs);
 
 /* Called after a change made by the API (not by the kernel), so the mount can
  * invalidate the kernel's caches.  Must not block; see mount adapter. */
@@ -129,6 +131,14 @@ int cvfs_fs_setxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, const v
 		     size_t size, int flags);
 ssize_t cvfs_fs_listxattr(struct cvfs_fs *fs, uint64_t ino, char *list, size_t size);
 int cvfs_fs_removexattr(struct cvfs_fs *fs, uint64_t ino, const char *name);
+
+/* Paths, for the API.  No references are counted.  resolve_parent gives the
+ * directory that holds the last component (links followed) and its name
+ * (CVFS_NAME_MAX + 1 bytes). */
+int cvfs_fs_resolve(struct cvfs_fs *fs, const char *path, int follow, struct cvfs_attr *out);
+int cvfs_fs_resolve_parent(struct cvfs_fs *fs, const char *path, uint64_t *parent, char *name);
+/* Tell the mount (if any) that the API changed something. */
+void cvfs_fs_changed(struct cvfs_fs *fs, uint64_t ino, uint64_t parent, const char *name);
 
 /* Registry (registry.c) */
 int cvfs_store_open(const char *name, const struct cvfs_opt *opts, size_t nopts,

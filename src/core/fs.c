@@ -46,7 +46,7 @@ struct cvfs_fs {
 	struct cvfs_htab refs; /* struct iref by ino; protected by ref_lock */
 
 	pthread_mutex_t notify_lock;
-	struct cvfs_fs_notify notify; /* protected by notify_lock */
+	struct cvfs_fs_notify notify; /* protected by notify_lock, held while calling it */
 };
 
 int64_t cvfs_now_ns(void)
@@ -286,6 +286,11 @@ int cvfs_fs_readonly(const struct cvfs_fs *fs)
 	return fs->cfg.readonly;
 }
 
+uint32_t cvfs_fs_umask(const struct cvfs_fs *fs)
+{
+	return fs->cfg.umask;
+}
+
 void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n)
 {
 	pthread_mutex_lock(&fs->notify_lock);
@@ -296,18 +301,30 @@ void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n)
 	pthread_mutex_unlock(&fs->notify_lock);
 }
 
+void cvfs_fs_changed(struct cvfs_fs *fs, uint64_t ino, uint64_t parent, const char *name)
+{
+	/* Called under notify_lock, so the mount cannot go away meanwhile. */
+	pthread_mutex_lock(&fs->notify_lock);
+	struct cvfs_fs_notify *n = &fs->notify;
+	if (parent && name && n->inval_entry)
+		n->inval_entry(n->arg, parent, name, strlen(name));
+	if (ino && n->inval_inode)
+		n->inval_inode(n->arg, ino, 0, 0);
+	pthread_mutex_unlock(&fs->notify_lock);
+}
+
 /* From the store's own thread: another client changed something. */
 static void on_store_change(void *arg, int kind, uint64_t ino, uint64_t parent, const char *name,
 			    size_t len)
 {
 	struct cvfs_fs *fs = arg;
 	pthread_mutex_lock(&fs->notify_lock);
-	struct cvfs_fs_notify n = fs->notify;
+	struct cvfs_fs_notify *n = &fs->notify;
+	if (kind == CVFS_CHANGE_ENTRY && n->inval_entry)
+		n->inval_entry(n->arg, parent, name, len);
+	if (ino && n->inval_inode)
+		n->inval_inode(n->arg, ino, 0, 0);
 	pthread_mutex_unlock(&fs->notify_lock);
-	if (kind == CVFS_CHANGE_ENTRY && n.inval_entry)
-		n.inval_entry(n.arg, parent, name, len);
-	if (ino && n.inval_inode)
-		n.inval_inode(n.arg, ino, 0, 0);
 }
 
 int cvfs_fs_start(struct cvfs_fs *fs)
@@ -325,7 +342,8 @@ int cvfs_fs_start(struct cvfs_fs *fs)
 
 /* ---- lookups and attributes ---- */
 
-int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct cvfs_attr *out)
+static int lookup_noref(struct cvfs_fs *fs, uint64_t parent, const char *name,
+			struct cvfs_attr *out)
 {
 	size_t len;
 	int rc = check_name(name, &len);
@@ -346,10 +364,131 @@ int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct
 				rc = fs->ops->inode_get(fs->st, ino, out);
 		}
 	});
+	return rc;
+}
+
+int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct cvfs_attr *out)
+{
+	int rc = lookup_noref(fs, parent, name, out);
 	if (rc == 0)
 		rc = ref_get(fs, out->ino, 1, 0);
 	return rc;
 }
+
+/* Path resolution for the API.  Symlinks inside the path are followed (an
+ * absolute target starts again at the filesystem's root, a relative one in the
+ * directory holding the link); the last one only with follow.  At most 40
+ * links, as Linux. */
+static int resolve(struct cvfs_fs *fs, const char *path, int follow, struct cvfs_attr *out)
+{
+	struct cvfs_attr cur;
+	int rc = cvfs_fs_getattr(fs, CVFS_ROOT_INO, &cur);
+	if (rc)
+		return rc;
+	char *buf = strdup(path); /* what is left to walk; replaced at each link */
+	if (!buf)
+		return -ENOMEM;
+	const char *p = buf;
+	int hops = 0;
+	while (rc == 0) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n > CVFS_NAME_MAX) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		char name[CVFS_NAME_MAX + 1];
+		memcpy(name, p, n);
+		name[n] = 0;
+		p += n;
+		int final = 1;
+		for (const char *q = p; *q; q++)
+			if (*q != '/')
+				final = 0;
+		if (!S_ISDIR(cur.mode)) {
+			rc = -ENOTDIR;
+			break;
+		}
+		struct cvfs_attr dir = cur;
+		rc = lookup_noref(fs, dir.ino, name, &cur);
+		if (rc || !S_ISLNK(cur.mode) || (final && !follow && !*p))
+			continue;
+		if (++hops > 40) {
+			rc = -ELOOP;
+			break;
+		}
+		char target[4097];
+		ssize_t tl = cvfs_fs_readlink(fs, cur.ino, target, sizeof(target) - 1);
+		if (tl < 0) {
+			rc = (int)tl;
+			break;
+		}
+		size_t rest = strlen(p);
+		char *nb = malloc((size_t)tl + rest + 2);
+		if (!nb) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(nb, target, (size_t)tl);
+		nb[tl] = '/';
+		memcpy(nb + tl + 1, p, rest + 1);
+		if (!*p)
+			nb[tl] = 0;
+		free(buf);
+		buf = nb;
+		p = buf;
+		if (target[0] == '/')
+			rc = cvfs_fs_getattr(fs, CVFS_ROOT_INO, &cur);
+		else
+			cur = dir;
+	}
+	free(buf);
+	if (rc == 0)
+		*out = cur;
+	return rc;
+}
+
+int cvfs_fs_resolve(struct cvfs_fs *fs, const char *path, int follow, struct cvfs_attr *out)
+{
+	return resolve(fs, path, follow, out);
+}
+
+int cvfs_fs_resolve_parent(struct cvfs_fs *fs, const char *path, uint64_t *parent, char *name)
+{
+	/* Resolve the directory part (following links), keep the last name. */
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	size_t cut = len;
+	while (cut > 0 && path[cut - 1] != '/')
+		cut--;
+	size_t nl = len - cut;
+	if (nl == 0)
+		return -EINVAL; /* the root has no parent entry */
+	if (nl > CVFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(name, path + cut, nl);
+	name[nl] = 0;
+	if (is_dot(name, nl))
+		return -EINVAL;
+	char *dpath = strndup(path, cut);
+	if (!dpath)
+		return -ENOMEM;
+	struct cvfs_attr d;
+	int rc = resolve(fs, dpath, 1, &d);
+	free(dpath);
+	if (rc == 0 && !S_ISDIR(d.mode))
+		rc = -ENOTDIR;
+	if (rc == 0)
+		*parent = d.ino;
+	return rc;
+}
+
+
 
 void cvfs_fs_forget(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup)
 {

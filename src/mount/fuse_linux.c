@@ -5,9 +5,9 @@
  *
  * Kernel caches: entry, attribute and negative-entry timeouts from
  * cache_timeout; writeback cache; readdirplus; keep_cache on open; 1 MiB
- * reads and writes.  Changes made outside the kernel (the API) invalidate
- * through a queue drained by a thread of its own, never from inside a
- * request handler.
+ * reads and writes.  Changes made outside the kernel (the API, other
+ * clients of a shared store) invalidate what the kernel cached, never from
+ * inside a request handler.
  */
 #define _GNU_SOURCE
 #define FUSE_USE_VERSION 34
@@ -27,26 +27,9 @@
 
 #include "mount/mount.h"
 
-/* One pending kernel invalidation. */
-struct inval {
-	struct inval *next;
-	uint64_t ino;    /* entry: the parent */
-	int64_t off, len;
-	size_t namelen;  /* > 0: an entry invalidation */
-	char name[];
-};
-
 struct cvfs_mount {
 	struct cvfs_fs *fs;
-	/* Invalidations queued by other threads, sent by inval_thread (never
-	 * from a request handler).  All q_* fields protected by q_lock. */
-	pthread_mutex_t q_lock;
-	pthread_cond_t q_cond;
-	struct inval *q_head, **q_tail;
-	size_t q_len;
-	int q_stop;
-	int q_started;
-	pthread_t q_thread;
+	int notifying; /* the core's notify callbacks point at us */
 
 	struct cvfs_mount_opts o;
 	char *mountpoint;
@@ -645,92 +628,26 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.fallocate = op_fallocate,
 };
 
-/* ---- invalidation queue ---- */
+/* ---- kernel invalidation ----
+ *
+ * Called from threads that are not FUSE request handlers (the API's callers,
+ * a shared store's change-feed thread), so the kernel can be told directly
+ * and the caller returns only once the kernel has dropped what it cached:
+ * the next access through the mount sees the change.  libfuse documents the
+ * deadlock of calling these from inside a handler; nothing in chuk-vfs does.
+ * -ENOENT means the kernel had nothing cached. */
 
-#define Q_MAX 65536 /* beyond this, drop entries: the cache timeout still bounds staleness */
-
-static void q_push(struct cvfs_mount *m, uint64_t ino, int64_t off, int64_t len, const char *name,
-		   size_t namelen)
-{
-	struct inval *iv = malloc(sizeof(*iv) + namelen + 1);
-	if (!iv)
-		return;
-	iv->next = NULL;
-	iv->ino = ino;
-	iv->off = off;
-	iv->len = len;
-	iv->namelen = namelen;
-	if (namelen)
-		memcpy(iv->name, name, namelen);
-	iv->name[namelen] = 0;
-	pthread_mutex_lock(&m->q_lock);
-	if (m->q_stop || m->q_len >= Q_MAX) {
-		pthread_mutex_unlock(&m->q_lock);
-		free(iv);
-		return;
-	}
-	*m->q_tail = iv;
-	m->q_tail = &iv->next;
-	m->q_len++;
-	pthread_cond_signal(&m->q_cond);
-	pthread_mutex_unlock(&m->q_lock);
-}
-
-static void q_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
-{
-	q_push(arg, ino, off, len, NULL, 0);
-}
-
-static void q_entry(void *arg, uint64_t parent, const char *name, size_t len)
-{
-	if (len)
-		q_push(arg, parent, 0, 0, name, len);
-}
-
-static void *inval_thread(void *arg)
+static void inval_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 {
 	struct cvfs_mount *m = arg;
-	pthread_mutex_lock(&m->q_lock);
-	for (;;) {
-		while (!m->q_head && !m->q_stop)
-			pthread_cond_wait(&m->q_cond, &m->q_lock);
-		if (m->q_stop)
-			break;
-		struct inval *iv = m->q_head;
-		m->q_head = iv->next;
-		if (!m->q_head)
-			m->q_tail = &m->q_head;
-		m->q_len--;
-		pthread_mutex_unlock(&m->q_lock);
-		/* -ENOENT: the kernel does not have it cached; nothing to do. */
-		if (iv->namelen)
-			fuse_lowlevel_notify_inval_entry(m->se, iv->ino, iv->name, iv->namelen);
-		else
-			fuse_lowlevel_notify_inval_inode(m->se, iv->ino, iv->off, iv->len);
-		free(iv);
-		pthread_mutex_lock(&m->q_lock);
-	}
-	pthread_mutex_unlock(&m->q_lock);
-	return NULL;
+	fuse_lowlevel_notify_inval_inode(m->se, ino, off, len);
 }
 
-static void q_stop(struct cvfs_mount *m)
+static void inval_entry(void *arg, uint64_t parent, const char *name, size_t len)
 {
-	if (!m->q_started)
-		return;
-	cvfs_fs_set_notify(m->fs, NULL);
-	pthread_mutex_lock(&m->q_lock);
-	m->q_stop = 1;
-	pthread_cond_signal(&m->q_cond);
-	pthread_mutex_unlock(&m->q_lock);
-	pthread_join(m->q_thread, NULL);
-	m->q_started = 0;
-	while (m->q_head) {
-		struct inval *iv = m->q_head;
-		m->q_head = iv->next;
-		free(iv);
-	}
-	m->q_tail = &m->q_head;
+	struct cvfs_mount *m = arg;
+	if (len)
+		fuse_lowlevel_notify_inval_entry(m->se, parent, name, len);
 }
 
 /* ---- mounting ---- */
@@ -848,9 +765,7 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 		return -ENOMEM;
 	m->fs = fs;
 	m->o = *o;
-	pthread_mutex_init(&m->q_lock, NULL);
-	pthread_cond_init(&m->q_cond, NULL);
-	m->q_tail = &m->q_head;
+
 	m->shared = (cvfs_fs_store(fs)->caps & CVFS_CAP_SHARED) != 0;
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
 	m->mountpoint = realpath(o->mountpoint, NULL);
@@ -968,10 +883,10 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 {
 	if (install_signals && fuse_set_signal_handlers(m->se) != 0)
 		return -EIO;
-	if (!m->q_started && pthread_create(&m->q_thread, NULL, inval_thread, m) == 0) {
-		m->q_started = 1;
-		struct cvfs_fs_notify n = {q_inode, q_entry, m};
+	if (!m->notifying) {
+		struct cvfs_fs_notify n = {inval_inode, inval_entry, m};
 		cvfs_fs_set_notify(m->fs, &n);
+		m->notifying = 1;
 	}
 	int src = cvfs_fs_start(m->fs);
 	if (src)
@@ -1013,16 +928,24 @@ void cvfs_mount_exit(struct cvfs_mount *m)
 		fuse_session_exit(m->se);
 }
 
+void cvfs_mount_unmount(struct cvfs_mount *m)
+{
+	if (!m || !m->mounted)
+		return;
+	fuse_session_exit(m->se);
+	fuse_session_unmount(m->se);
+	m->mounted = 0;
+}
+
 void cvfs_mount_free(struct cvfs_mount *m)
 {
 	if (!m)
 		return;
-	q_stop(m);
+	if (m->notifying)
+		cvfs_fs_set_notify(m->fs, NULL);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
 	fuse_session_destroy(m->se);
-	pthread_mutex_destroy(&m->q_lock);
-	pthread_cond_destroy(&m->q_cond);
 	free(m->mountpoint);
 	free(m);
 }

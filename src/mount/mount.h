@@ -34,6 +34,9 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 int cvfs_mount_loop(struct cvfs_mount *m, int install_signals);
 /* Asks a running loop to stop (any thread, async-signal-safe enough). */
 void cvfs_mount_exit(struct cvfs_mount *m);
+/* Ends a running loop from another thread: unmounts (lazily if busy), so
+ * every worker's read fails and cvfs_mount_loop returns. */
+void cvfs_mount_unmount(struct cvfs_mount *m);
 /* Unmounts (if still mounted) and frees. */
 void cvfs_mount_free(struct cvfs_mount *m);
 
