@@ -339,7 +339,7 @@ static int connect_db(struct sq_store *s, char **errmsg)
 	rc = exec(db,
 		  s->ro ? "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;"
 			  "PRAGMA temp_store = MEMORY;"
-			: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			: "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			  "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
 			  "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864;",
 		  errmsg, s->path);

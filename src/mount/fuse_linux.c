@@ -16,6 +16,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,34 @@
 
 #include "mount/mount.h"
 
+#ifdef CVFS_VERSION
+#define CVFS_VERSION_STR CVFS_VERSION
+#else
+#define CVFS_VERSION_STR "0.0.0"
+#endif
+
+enum {
+	SC_LOOKUP, SC_GETATTR, SC_SETATTR, SC_CREATE, SC_REMOVE, SC_RENAME, SC_LINK, SC_OPEN,
+	SC_READ, SC_WRITE, SC_READDIR, SC_XATTR, SC_FSYNC, SC_STATFS, SC__N
+};
+static const char *const st_names[SC__N] = {
+	"lookup", "getattr", "setattr", "create", "remove", "rename", "link", "open",
+	"read", "write", "readdir", "xattr", "fsync", "statfs",
+};
+
 struct cvfs_mount {
 	struct cvfs_fs *fs;
 	int notifying; /* the core's notify callbacks point at us */
+	int64_t started_ns;
+	/* Request counters for `chuk-vfs status`: relaxed atomics, no lock. */
+	_Atomic uint64_t nops[SC__N];
+	_Atomic uint64_t nerr, rbytes, wbytes;
 
 	struct cvfs_mount_opts o;
 	char *mountpoint;
 	struct fuse_session *se;
 	double timeout;
+	int threads; /* request workers */
 	int mounted;
 	int shared; /* the store may change behind our back */
 };
@@ -42,6 +63,14 @@ struct cvfs_mount {
 static inline struct cvfs_mount *mnt(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+static void count(fuse_req_t req, int op, int rc)
+{
+	struct cvfs_mount *m = mnt(req);
+	atomic_fetch_add_explicit(&m->nops[op], 1, memory_order_relaxed);
+	if (rc < 0 && !(op == SC_LOOKUP && rc == -ENOENT))
+		atomic_fetch_add_explicit(&m->nerr, 1, memory_order_relaxed);
 }
 
 static void cred_of(fuse_req_t req, struct cvfs_cred *cr)
@@ -150,6 +179,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct cvfs_mount *m = mnt(req);
 	struct cvfs_attr a;
 	int rc = cvfs_fs_lookup(m->fs, parent, name, &a);
+	count(req, SC_LOOKUP, rc);
 	if (rc == -ENOENT && m->timeout > 0) {
 		/* A negative entry: cached by the kernel for the timeout. */
 		struct fuse_entry_param e;
@@ -182,6 +212,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	struct cvfs_attr a;
 	int rc = cvfs_fs_getattr(mnt(req)->fs, ino, &a);
+	count(req, SC_GETATTR, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -230,6 +261,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in.ctime_ns = ts_to_ns(&attr->st_ctim);
 	}
 	int rc = cvfs_fs_setattr(mnt(req)->fs, &cr, ino, &in, mask, &out);
+	count(req, SC_SETATTR, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -254,6 +286,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	cred_of(req, &cr);
 	struct cvfs_attr a;
 	int rc = cvfs_fs_mknod(mnt(req)->fs, &cr, parent, name, mode, rdev, &a);
+	count(req, SC_CREATE, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -271,6 +304,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	cred_of(req, &cr);
 	struct cvfs_attr a;
 	int rc = cvfs_fs_symlink(mnt(req)->fs, &cr, parent, name, link, &a);
+	count(req, SC_CREATE, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -281,6 +315,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	struct cvfs_attr a;
 	int rc = cvfs_fs_link(mnt(req)->fs, ino, newparent, newname, &a);
+	count(req, SC_LINK, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -289,18 +324,24 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -cvfs_fs_unlink(mnt(req)->fs, parent, name));
+	int rc = cvfs_fs_unlink(mnt(req)->fs, parent, name);
+	count(req, SC_REMOVE, rc);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, -cvfs_fs_rmdir(mnt(req)->fs, parent, name));
+	int rc = cvfs_fs_rmdir(mnt(req)->fs, parent, name);
+	count(req, SC_REMOVE, rc);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, -cvfs_fs_rename(mnt(req)->fs, parent, name, newparent, newname, flags));
+	int rc = cvfs_fs_rename(mnt(req)->fs, parent, name, newparent, newname, flags);
+	count(req, SC_RENAME, rc);
+	fuse_reply_err(req, -rc);
 }
 
 static void set_fi(struct cvfs_mount *m, struct fuse_file_info *fi, struct cvfs_handle *h)
@@ -320,6 +361,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct cvfs_attr a;
 	struct cvfs_handle *h;
 	int rc = cvfs_fs_create(m->fs, &cr, parent, name, mode, fi->flags, &a, &h);
+	count(req, SC_CREATE, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -350,6 +392,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		flags &= ~O_APPEND;
 	}
 	int rc = cvfs_fs_open(m->fs, ino, flags, &h);
+	count(req, SC_OPEN, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -371,6 +414,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	ssize_t n = cvfs_fs_read(mnt(req)->fs, h, buf, size, (uint64_t)off);
+	count(req, SC_READ, n < 0 ? (int)n : 0);
+	if (n > 0)
+		atomic_fetch_add_explicit(&mnt(req)->rbytes, (uint64_t)n, memory_order_relaxed);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -385,6 +431,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)ino;
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
 	ssize_t n = cvfs_fs_write(mnt(req)->fs, h, buf, size, (uint64_t)off, 0);
+	count(req, SC_WRITE, n < 0 ? (int)n : 0);
+	if (n > 0)
+		atomic_fetch_add_explicit(&mnt(req)->wbytes, (uint64_t)n, memory_order_relaxed);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -409,7 +458,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	(void)ino;
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
-	fuse_reply_err(req, -cvfs_fs_fsync(mnt(req)->fs, h, datasync));
+	int rc = cvfs_fs_fsync(mnt(req)->fs, h, datasync);
+	count(req, SC_FSYNC, rc);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -478,6 +529,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 		return;
 	}
 	int rc = cvfs_fs_readdir(d.m->fs, ino, (uint64_t)off, plus, fill_one, &d);
+	count(req, SC_READDIR, rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -518,6 +570,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	struct cvfs_statfs s;
 	int rc = cvfs_fs_statfs(mnt(req)->fs, &s);
+	count(req, SC_STATFS, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -539,11 +592,65 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -cvfs_fs_setxattr(mnt(req)->fs, ino, name, value, size, flags));
+	int rc = cvfs_fs_setxattr(mnt(req)->fs, ino, name, value, size, flags);
+	count(req, SC_XATTR, rc);
+	fuse_reply_err(req, -rc);
+}
+
+#define STATUS_XATTR "user.chuk-vfs.status"
+
+/* The status of this mount as JSON: `chuk-vfs status MOUNT` reads it with
+ * getxattr(MOUNT, "user.chuk-vfs.status"). */
+static char *status_json(struct cvfs_mount *m)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+	if (!f)
+		return NULL;
+	struct cvfs_statfs sf;
+	memset(&sf, 0, sizeof(sf));
+	cvfs_fs_statfs(m->fs, &sf);
+	fprintf(f, "{\"version\":\"%s\",\"store\":\"%s\",\"mountpoint\":\"%s\",\"pid\":%d,",
+		CVFS_VERSION_STR, cvfs_fs_store(m->fs)->ops->name, m->mountpoint, (int)getpid());
+	fprintf(f, "\"uptime_s\":%.3f,", (double)(cvfs_now_ns() - m->started_ns) / 1e9);
+	fprintf(f, "\"options\":{\"readonly\":%s,\"allow_other\":%s,\"cache_timeout\":%g,"
+		   "\"writeback\":%s,\"threads\":%d},",
+		m->o.readonly ? "true" : "false", m->o.allow_other ? "true" : "false", m->timeout,
+		m->o.writeback != 0 && !m->o.readonly ? "true" : "false", m->threads);
+	fprintf(f, "\"ops\":{");
+	for (int i = 0; i < SC__N; i++)
+		fprintf(f, "%s\"%s\":%llu", i ? "," : "", st_names[i],
+			(unsigned long long)atomic_load_explicit(&m->nops[i], memory_order_relaxed));
+	fprintf(f, "},\"errors\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,",
+		(unsigned long long)atomic_load(&m->nerr), (unsigned long long)atomic_load(&m->rbytes),
+		(unsigned long long)atomic_load(&m->wbytes));
+	fprintf(f, "\"statfs\":{\"bsize\":%llu,\"blocks\":%llu,\"bfree\":%llu,\"files\":%llu,"
+		   "\"ffree\":%llu}}\n",
+		(unsigned long long)sf.bsize, (unsigned long long)sf.blocks,
+		(unsigned long long)sf.bfree, (unsigned long long)sf.files,
+		(unsigned long long)sf.ffree);
+	fclose(f);
+	return s;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	count(req, SC_XATTR, 0);
+	if (ino == CVFS_ROOT_INO && strcmp(name, STATUS_XATTR) == 0) {
+		char *js = status_json(mnt(req));
+		size_t n = js ? strlen(js) : 0;
+		if (!js)
+			fuse_reply_err(req, ENOMEM);
+		else if (size == 0)
+			fuse_reply_xattr(req, n);
+		else if (size < n)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, js, n);
+		free(js);
+		return;
+	}
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -768,6 +875,8 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 
 	m->shared = (cvfs_fs_store(fs)->caps & CVFS_CAP_SHARED) != 0;
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
+	m->threads = o->threads > 0 ? o->threads : m->shared ? 8 : 1;
+	m->started_ns = cvfs_now_ns();
 	m->mountpoint = realpath(o->mountpoint, NULL);
 	if (!m->mountpoint) {
 		int e = errno;
@@ -894,7 +1003,7 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 
 	/* One worker serves a local store fastest (see above); stores that wait
 	 * on a network get a pool so slow requests overlap. */
-	int n = m->o.threads > 0 ? m->o.threads : m->shared ? 8 : 1;
+	int n = m->threads;
 	struct worker *ws = calloc((size_t)n, sizeof(*ws));
 	if (!ws)
 		return -ENOMEM;
