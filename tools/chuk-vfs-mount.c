@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/policy.h"
 #include "mount/mount.h"
 
 #ifndef CVFS_VERSION
@@ -46,6 +47,18 @@ static void usage(FILE *f)
 		"      --s3-prefix P      s3: key prefix inside the bucket\n"
 		"      --region R         s3: region\n"
 		"      --endpoint-url URL s3: a non-AWS endpoint (path-style addressing)\n"
+		"security policy (see docs/security.md):\n"
+		"      --profile NAME     default, strict, readonly, untrusted or testing\n"
+		"      --config FILE      a JSON policy file\n"
+		"      --max-file-size N  largest file (10M, 1G...)\n"
+		"      --allow-ext LIST   only these extensions (.py,.txt)\n"
+		"      --deny-ext LIST    never these extensions\n"
+		"      --block-path P     hide P and everything under it (repeatable)\n"
+		"      --readonly-path P  P and below read-only (repeatable)\n"
+		"      --allow-root P     changes only under P (repeatable)\n"
+		"      --deny-name GLOB   refuse names matching GLOB (repeatable)\n"
+		"      --max-total-bytes N, --max-files N, --max-depth N   quotas\n"
+		"      --policy-log FILE  append every refusal to FILE\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          the version\n",
 		prog, prog);
@@ -61,7 +74,50 @@ struct cfg {
 	char fuse_opts[4096];
 	char *owned[MAX_OPTS * 2];
 	size_t nowned;
+	/* policy settings in the order given; profile and config go first */
+	const char *pkeys[MAX_OPTS], *pvals[MAX_OPTS];
+	size_t npol;
+	const char *profile, *config;
 };
+
+static void add_pol(struct cfg *c, const char *key, const char *val)
+{
+	if (c->npol < MAX_OPTS) {
+		c->pkeys[c->npol] = key;
+		c->pvals[c->npol] = val;
+		c->npol++;
+	}
+}
+
+/* Builds the policy the flags describe, or NULL when none was asked for. */
+static int make_policy(struct cfg *c, struct cvfs_policy **out)
+{
+	*out = NULL;
+	if (!c->profile && !c->config && c->npol == 0)
+		return 0;
+	struct cvfs_policy *p;
+	char *err = NULL;
+	int rc = cvfs_policy_new(&p);
+	if (rc) {
+		fprintf(stderr, "%s: the security policy is not available: %s\n", prog,
+			strerror(-rc));
+		return rc;
+	}
+	if (c->profile)
+		rc = cvfs_policy_profile(p, c->profile, &err);
+	if (rc == 0 && c->config)
+		rc = cvfs_policy_load(p, c->config, &err);
+	for (size_t i = 0; rc == 0 && i < c->npol; i++)
+		rc = cvfs_policy_set(p, c->pkeys[i], c->pvals[i], &err);
+	if (rc) {
+		fprintf(stderr, "%s: bad security policy: %s\n", prog, err ? err : strerror(-rc));
+		free(err);
+		cvfs_policy_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
 
 static int die(const char *fmt, const char *a)
 {
@@ -215,7 +271,10 @@ static int parse_source(struct cfg *c, const char *src)
 
 int main(int argc, char **argv)
 {
-	enum { O_ALLOW_OTHER = 256, O_DB, O_RURL, O_RPFX, O_BUCKET, O_S3PFX, O_REGION, O_ENDP };
+	enum {
+		O_ALLOW_OTHER = 256, O_DB, O_RURL, O_RPFX, O_BUCKET, O_S3PFX, O_REGION, O_ENDP,
+		O_PROFILE, O_CONFIG, O_POL
+	};
 	static const struct option longopts[] = {
 		{"mount", required_argument, NULL, 'm'},
 		{"backend", required_argument, NULL, 'b'},
@@ -230,6 +289,19 @@ int main(int argc, char **argv)
 		{"s3-prefix", required_argument, NULL, O_S3PFX},
 		{"region", required_argument, NULL, O_REGION},
 		{"endpoint-url", required_argument, NULL, O_ENDP},
+		{"profile", required_argument, NULL, O_PROFILE},
+		{"config", required_argument, NULL, O_CONFIG},
+		{"max-file-size", required_argument, NULL, O_POL},
+		{"allow-ext", required_argument, NULL, O_POL},
+		{"deny-ext", required_argument, NULL, O_POL},
+		{"block-path", required_argument, NULL, O_POL},
+		{"readonly-path", required_argument, NULL, O_POL},
+		{"allow-root", required_argument, NULL, O_POL},
+		{"deny-name", required_argument, NULL, O_POL},
+		{"max-total-bytes", required_argument, NULL, O_POL},
+		{"max-files", required_argument, NULL, O_POL},
+		{"max-depth", required_argument, NULL, O_POL},
+		{"policy-log", required_argument, NULL, O_POL},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -242,9 +314,9 @@ int main(int argc, char **argv)
 	const char *p = strrchr(argv[0], '/');
 	prog = p ? p + 1 : argv[0];
 
-	int ch, rc = 0;
+	int ch, rc = 0, li = -1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":m:b:rdfo:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":m:b:rdfo:hV", longopts, &li)) != -1) {
 		switch (ch) {
 		case 'm': c.mountpoint = optarg; break;
 		case 'b': c.backend = optarg; break;
@@ -260,6 +332,21 @@ int main(int argc, char **argv)
 		case O_S3PFX: add_sopt(&c, "prefix", optarg); break;
 		case O_REGION: add_sopt(&c, "region", optarg); break;
 		case O_ENDP: add_sopt(&c, "endpoint", optarg); break;
+		case O_PROFILE: c.profile = optarg; break;
+		case O_CONFIG: c.config = optarg; break;
+		case O_POL: {
+			/* --max-file-size -> max_file_size, --policy-log -> log */
+			const char *n = longopts[li].name;
+			char *key = strdup(strcmp(n, "policy-log") == 0 ? "log" : n);
+			if (!key)
+				return die("out of memory%s", "");
+			for (char *k = key; *k; k++)
+				if (*k == '-')
+					*k = '_';
+			c.owned[c.nowned++] = key;
+			add_pol(&c, key, optarg);
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("chuk-vfs-mount %s (libfuse %d)\n", CVFS_VERSION, cvfs_mount_fuse_version()); return 0;
 		case ':':
@@ -296,11 +383,17 @@ int main(int argc, char **argv)
 
 	if (c.readonly)
 		add_sopt(&c, "readonly", "1");
+	struct cvfs_policy *pol = NULL;
+	if (make_policy(&c, &pol)) {
+		rc = 2;
+		goto out;
+	}
 	char *err = NULL;
 	int e = cvfs_mount_prepare(c.mountpoint, &err);
 	if (e) {
 		rc = die("%s", err ? err : strerror(-e));
 		free(err);
+		cvfs_policy_free(pol);
 		goto out;
 	}
 
@@ -310,10 +403,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot open the %s store: %s\n", prog, c.backend,
 			err ? err : strerror(-e));
 		free(err);
+		cvfs_policy_free(pol);
 		rc = 1;
 		goto out;
 	}
-	struct cvfs_fs_config fc = {.readonly = c.readonly, .root_uid = getuid(), .root_gid = getgid()};
+	struct cvfs_fs_config fc = {.readonly = c.readonly,
+				    .root_uid = getuid(),
+				    .root_gid = getgid(),
+				    .umask = 022,
+				    .policy = pol};
 	struct cvfs_fs *fs;
 	e = cvfs_fs_new(st, &fc, &fs);
 	if (e) {

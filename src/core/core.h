@@ -23,6 +23,7 @@
 #include "cvfs/store.h"
 
 struct cvfs_fs;
+struct cvfs_policy;
 
 /* Who is asking: for ownership of new files and the API's permission checks. */
 struct cvfs_cred {
@@ -36,6 +37,7 @@ struct cvfs_fs_config {
 	uint32_t root_mode; /* 0: 0755 */
 	uint32_t root_uid, root_gid; /* of a new root; default: the process's */
 	uint32_t umask; /* the API applies it to the modes it is given */
+	struct cvfs_policy *policy; /* owned by the fs from cvfs_fs_new on (NULL: none) */
 };
 
 /* Takes ownership of st (freed by cvfs_fs_free, also when this fails). */
@@ -44,6 +46,7 @@ void cvfs_fs_free(struct cvfs_fs *fs);
 struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs);
 int cvfs_fs_readonly(const struct cvfs_fs *fs);
 uint32_t cvfs_fs_umask(const struct cvfs_fs *fs);
+struct cvfs_policy *cvfs_fs_policy(struct cvfs_fs *fs); /* NULL: none */
 
 /* Called after a change made by the API (not by the kernel), so the mount can
  * invalidate the kernel's caches.  Must not block; see mount adapter. */
@@ -73,7 +76,8 @@ enum {
 /* An open file or directory. */
 struct cvfs_handle {
 	uint64_t ino;
-	int flags; /* open(2) flags */
+	int flags;  /* open(2) flags */
+	char *path; /* with a policy: the path writes were checked against */
 };
 
 int cvfs_fs_lookup(struct cvfs_fs *fs, uint64_t parent, const char *name, struct cvfs_attr *out);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/policy.h"
 #include "util/htab.h"
 
 #ifndef RENAME_NOREPLACE
@@ -47,6 +49,19 @@ struct cvfs_fs {
 
 	pthread_mutex_t notify_lock;
 	struct cvfs_fs_notify notify; /* protected by notify_lock, held while calling it */
+
+	/* The security policy (NULL: none) and, only with one, the last known
+	 * name of each inode seen, to give the policy full paths. */
+	struct cvfs_policy *pol;
+	pthread_mutex_t name_lock;
+	struct cvfs_htab names; /* struct iname by ino; protected by name_lock */
+};
+
+struct iname {
+	struct cvfs_hnode h;
+	uint64_t ino, parent;
+	size_t len;
+	char name[];
 };
 
 int64_t cvfs_now_ns(void)
@@ -75,6 +90,8 @@ int64_t cvfs_now_ns(void)
 			break;                                                        \
 		}                                                                     \
 	} while (0)
+
+static void name_drop(struct cvfs_fs *fs, uint64_t ino);
 
 /* ---- references ---- */
 
@@ -121,6 +138,7 @@ static void ref_put(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup, uint64_t
 			del = r->orphan;
 			cvfs_htab_remove(&fs->refs, &r->h);
 			free(r);
+			name_drop(fs, ino); /* lock order: ref_lock -> name_lock */
 		}
 	}
 	pthread_mutex_unlock(&fs->ref_lock);
@@ -153,6 +171,214 @@ static int drop_inode(struct cvfs_fs *fs, struct cvfs_attr *a)
 	if (r)
 		return fs->ops->inode_put(fs->st, a);
 	return fs->ops->inode_del(fs->st, a->ino);
+}
+
+/* ---- names and policy ----
+ *
+ * With a policy, the core remembers (parent, name) of every inode it hands
+ * out or creates, so it can give the policy the full path of a request on an
+ * inode number.  Never called inside a transaction (the fallback for an
+ * unknown directory runs its own). */
+
+static int iname_eq(const struct cvfs_hnode *n, const void *key)
+{
+	return ((const struct iname *)n)->ino == *(const uint64_t *)key;
+}
+
+static void name_set(struct cvfs_fs *fs, uint64_t ino, uint64_t parent, const char *name,
+		     size_t len)
+{
+	if (!fs->pol || ino == CVFS_ROOT_INO)
+		return;
+	struct iname *n = malloc(sizeof(*n) + len + 1);
+	if (!n)
+		return;
+	n->ino = ino;
+	n->parent = parent;
+	n->len = len;
+	memcpy(n->name, name, len);
+	n->name[len] = 0;
+	n->h.hash = cvfs_hash_u64(ino);
+	pthread_mutex_lock(&fs->name_lock);
+	struct cvfs_hnode *old = cvfs_htab_find(&fs->names, n->h.hash, iname_eq, &ino);
+	if (old) {
+		cvfs_htab_remove(&fs->names, old);
+		free(old);
+	}
+	cvfs_htab_insert(&fs->names, &n->h);
+	pthread_mutex_unlock(&fs->name_lock);
+}
+
+static void name_drop(struct cvfs_fs *fs, uint64_t ino)
+{
+	if (!fs->pol)
+		return;
+	pthread_mutex_lock(&fs->name_lock);
+	struct cvfs_hnode *old = cvfs_htab_find(&fs->names, cvfs_hash_u64(ino), iname_eq, &ino);
+	if (old) {
+		cvfs_htab_remove(&fs->names, old);
+		free(old);
+	}
+	pthread_mutex_unlock(&fs->name_lock);
+}
+
+struct scan_arg {
+	uint64_t ino;
+	char name[CVFS_NAME_MAX + 1];
+	size_t len;
+};
+
+static int scan_one(void *arg, const struct cvfs_dirent *e)
+{
+	struct scan_arg *a = arg;
+	if (e->ino != a->ino)
+		return 0;
+	memcpy(a->name, e->name, e->namelen);
+	a->len = e->namelen;
+	return 1;
+}
+
+/* The full path of ino ("/" for the root), malloc'd; NULL if unknown. */
+static char *path_of(struct cvfs_fs *fs, uint64_t ino)
+{
+	char *parts[256];
+	int n = 0;
+	while (ino != CVFS_ROOT_INO && n < 256) {
+		pthread_mutex_lock(&fs->name_lock);
+		struct iname *nm = (struct iname *)cvfs_htab_find(&fs->names, cvfs_hash_u64(ino),
+								  iname_eq, &ino);
+		char *part = nm ? strndup(nm->name, nm->len) : NULL;
+		uint64_t parent = nm ? nm->parent : 0;
+		pthread_mutex_unlock(&fs->name_lock);
+		if (!nm) {
+			/* A directory we never saw named: find it from its parent. */
+			struct cvfs_attr a;
+			struct scan_arg sa = {.ino = ino};
+			int rc;
+			TXN(fs, 0, {
+				sa.len = 0;
+				rc = fs->ops->inode_get(fs->st, ino, &a);
+				if (rc == 0 && !S_ISDIR(a.mode))
+					rc = -ENOENT;
+				if (rc == 0)
+					rc = fs->ops->dir_list(fs->st, a.parent, 0, scan_one, &sa);
+			});
+			if (rc || !sa.len)
+				break;
+			part = strndup(sa.name, sa.len);
+			parent = a.parent;
+			name_set(fs, ino, parent, sa.name, sa.len);
+		}
+		if (!part)
+			break;
+		parts[n++] = part;
+		ino = parent;
+	}
+	char *out = NULL;
+	if (ino == CVFS_ROOT_INO) {
+		size_t total = 2;
+		for (int i = 0; i < n; i++)
+			total += strlen(parts[i]) + 1;
+		out = malloc(total);
+		if (out) {
+			char *p = out;
+			*p = 0;
+			for (int i = n - 1; i >= 0; i--)
+				p += sprintf(p, "/%s", parts[i]);
+			if (n == 0)
+				strcpy(out, "/");
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(parts[i]);
+	return out;
+}
+
+static char *path_at(struct cvfs_fs *fs, uint64_t dir, const char *name, size_t len)
+{
+	char *d = path_of(fs, dir);
+	if (!d)
+		return NULL;
+	size_t dl = strlen(d);
+	char *out = malloc(dl + len + 2);
+	if (out) {
+		memcpy(out, d, dl);
+		size_t k = dl;
+		if (dl != 1)
+			out[k++] = '/';
+		else
+			k = 1;
+		memcpy(out + k, name, len);
+		out[k + len] = 0;
+	}
+	free(d);
+	return out;
+}
+
+/* Policy check of (dir, name); 0 without a policy.  An unknown path fails
+ * closed (EACCES). */
+static int pol_at(struct cvfs_fs *fs, enum cvfs_pol_op op, uint64_t dir, const char *name,
+		  size_t len, uint32_t type, const struct cvfs_cred *cr)
+{
+	if (!fs->pol)
+		return 0;
+	char *path = path_at(fs, dir, name, len);
+	if (!path)
+		return -EACCES;
+	int rc = cvfs_policy_check(fs->pol, op, path, type, cr);
+	free(path);
+	return rc;
+}
+
+static int pol_ino(struct cvfs_fs *fs, enum cvfs_pol_op op, uint64_t ino, uint32_t type,
+		   const struct cvfs_cred *cr)
+{
+	if (!fs->pol)
+		return 0;
+	char *path = path_of(fs, ino);
+	if (!path)
+		return -EACCES;
+	int rc = cvfs_policy_check(fs->pol, op, path, type, cr);
+	free(path);
+	return rc;
+}
+
+static int pol_size(struct cvfs_fs *fs, uint64_t ino, uint64_t size, const struct cvfs_cred *cr)
+{
+	if (!fs->pol)
+		return 0;
+	char *path = path_of(fs, ino);
+	int rc = cvfs_policy_check_size(fs->pol, path ? path : "?", size, cr);
+	free(path);
+	return rc;
+}
+
+/* Quota charge inside a transaction (counters only, no store access). */
+static int charge(struct cvfs_fs *fs, int64_t dbytes, int64_t dfiles)
+{
+	if (!fs->pol || (!dbytes && !dfiles))
+		return 0;
+	return cvfs_policy_charge(fs->pol, dbytes, dfiles, "", NULL);
+}
+
+/* Quota charge from inside a transaction body that may run more than once:
+ * *held is what an earlier run charged; the new run's amount replaces it. */
+static int recharge(struct cvfs_fs *fs, int64_t *held_b, int64_t *held_f, int64_t b, int64_t f)
+{
+	if (!fs->pol)
+		return 0;
+	int rc = charge(fs, b - *held_b, f - *held_f);
+	if (rc == 0) {
+		*held_b = b;
+		*held_f = f;
+	}
+	return rc;
+}
+
+static void refund(struct cvfs_fs *fs, int64_t held_b, int64_t held_f)
+{
+	if (fs->pol && (held_b || held_f))
+		cvfs_policy_charge(fs->pol, -held_b, -held_f, "", NULL);
 }
 
 /* ---- helpers ---- */
@@ -217,6 +443,99 @@ static int do_init_root(struct cvfs_fs *fs)
 	return rc;
 }
 
+/* Quota counters at start: every inode but the root, and the bytes of
+ * regular files (a file with several names counted once). */
+struct usage {
+	uint64_t *dirs;
+	size_t ndirs, cap;
+	uint64_t bytes, files;
+	struct cvfs_htab seen; /* multi-link files already counted */
+	struct cvfs_fs *fs;
+	int err;
+};
+
+struct seen_ino {
+	struct cvfs_hnode h;
+	uint64_t ino;
+};
+
+static int seen_eq(const struct cvfs_hnode *n, const void *key)
+{
+	return ((const struct seen_ino *)n)->ino == *(const uint64_t *)key;
+}
+
+static int usage_one(void *arg, const struct cvfs_dirent *e)
+{
+	struct usage *u = arg;
+	struct cvfs_attr a;
+	int rc = u->fs->ops->inode_get(u->fs->st, e->ino, &a);
+	if (rc) {
+		u->err = rc;
+		return 1;
+	}
+	if (S_ISDIR(a.mode)) {
+		if (u->ndirs == u->cap) {
+			size_t nc = u->cap ? u->cap * 2 : 64;
+			uint64_t *d = realloc(u->dirs, nc * sizeof(*d));
+			if (!d) {
+				u->err = -ENOMEM;
+				return 1;
+			}
+			u->dirs = d;
+			u->cap = nc;
+		}
+		u->dirs[u->ndirs++] = e->ino;
+	} else if (a.nlink > 1) {
+		uint64_t h = cvfs_hash_u64(a.ino);
+		if (cvfs_htab_find(&u->seen, h, seen_eq, &a.ino))
+			return 0;
+		struct seen_ino *si = malloc(sizeof(*si));
+		if (!si) {
+			u->err = -ENOMEM;
+			return 1;
+		}
+		si->ino = a.ino;
+		si->h.hash = h;
+		cvfs_htab_insert(&u->seen, &si->h);
+	}
+	u->files++;
+	if (S_ISREG(a.mode) || S_ISLNK(a.mode))
+		u->bytes += a.size;
+	return 0;
+}
+
+static int usage_scan(struct cvfs_fs *fs)
+{
+	struct usage u = {.fs = fs};
+	int rc = cvfs_htab_init(&u.seen, 64);
+	if (rc)
+		return rc;
+	uint64_t dir = CVFS_ROOT_INO;
+	for (;;) {
+		TXN(fs, 0, {
+			u.err = 0;
+			rc = fs->ops->dir_list(fs->st, dir, 0, usage_one, &u);
+		});
+		if (rc == 0)
+			rc = u.err;
+		if (rc || u.ndirs == 0)
+			break;
+		dir = u.dirs[--u.ndirs];
+	}
+	size_t pos = 0;
+	struct cvfs_hnode *p = cvfs_htab_next(&u.seen, &pos, NULL);
+	while (p) {
+		struct cvfs_hnode *nx = cvfs_htab_next(&u.seen, &pos, p);
+		free(p);
+		p = nx;
+	}
+	cvfs_htab_fini(&u.seen);
+	free(u.dirs);
+	if (rc == 0)
+		cvfs_policy_init_usage(fs->pol, u.bytes, u.files);
+	return rc;
+}
+
 int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct cvfs_fs **out)
 {
 	*out = NULL;
@@ -235,9 +554,24 @@ int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct 
 	}
 	pthread_mutex_init(&fs->ref_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
+	pthread_mutex_init(&fs->name_lock, NULL);
 	int rc = cvfs_htab_init(&fs->refs, 1024);
+	if (rc == 0 && fs->cfg.policy) {
+		fs->pol = fs->cfg.policy;
+		if (!cvfs_policy_active(fs->pol)) {
+			cvfs_policy_free(fs->pol);
+			fs->pol = NULL;
+		} else if (cvfs_policy_readonly(fs->pol)) {
+			fs->cfg.readonly = 1;
+		}
+		fs->cfg.policy = NULL;
+		if (fs->pol)
+			rc = cvfs_htab_init(&fs->names, 1024);
+	}
 	if (rc == 0)
 		rc = do_init_root(fs);
+	if (rc == 0 && fs->pol && cvfs_policy_has_quota(fs->pol))
+		rc = usage_scan(fs);
 	if (rc) {
 		cvfs_fs_free(fs);
 		return rc;
@@ -269,6 +603,19 @@ void cvfs_fs_free(struct cvfs_fs *fs)
 		p = nx;
 	}
 	cvfs_htab_fini(&fs->refs);
+	if (fs->names.b) {
+		pos = 0;
+		p = cvfs_htab_next(&fs->names, &pos, NULL);
+		while (p) {
+			struct cvfs_hnode *nx = cvfs_htab_next(&fs->names, &pos, p);
+			free(p);
+			p = nx;
+		}
+		cvfs_htab_fini(&fs->names);
+	}
+	cvfs_policy_free(fs->pol);
+	cvfs_policy_free(fs->cfg.policy);
+	pthread_mutex_destroy(&fs->name_lock);
 	pthread_mutex_destroy(&fs->ref_lock);
 	pthread_mutex_destroy(&fs->notify_lock);
 	if (fs->st)
@@ -289,6 +636,11 @@ int cvfs_fs_readonly(const struct cvfs_fs *fs)
 uint32_t cvfs_fs_umask(const struct cvfs_fs *fs)
 {
 	return fs->cfg.umask;
+}
+
+struct cvfs_policy *cvfs_fs_policy(struct cvfs_fs *fs)
+{
+	return fs->pol;
 }
 
 void cvfs_fs_set_notify(struct cvfs_fs *fs, const struct cvfs_fs_notify *n)
@@ -364,6 +716,11 @@ static int lookup_noref(struct cvfs_fs *fs, uint64_t parent, const char *name,
 				rc = fs->ops->inode_get(fs->st, ino, out);
 		}
 	});
+	if (rc == 0 && fs->pol && !is_dot(name, len)) {
+		rc = pol_at(fs, CVFS_POL_LOOKUP, parent, name, len, out->mode & S_IFMT, NULL);
+		if (rc == 0)
+			name_set(fs, out->ino, parent, name, len);
+	}
 	return rc;
 }
 
@@ -523,12 +880,22 @@ static int set_size(struct cvfs_fs *fs, struct cvfs_attr *a, uint64_t size, int6
 int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino,
 		    const struct cvfs_attr *in, int mask, struct cvfs_attr *out)
 {
-	(void)cr;
 	RO_CHECK(fs);
-	int rc;
+	int rc = 0;
+	if (fs->pol) {
+		rc = pol_ino(fs, (mask & CVFS_SET_SIZE) ? CVFS_POL_WRITE : CVFS_POL_SETATTR, ino,
+			     (mask & CVFS_SET_SIZE) ? S_IFREG : 0, cr);
+		if (rc == 0 && (mask & CVFS_SET_SIZE))
+			rc = pol_size(fs, ino, in->size, cr);
+		if (rc)
+			return rc;
+	}
+	int64_t held_b = 0, held_f = 0;
 	TXN(fs, 1, {
 		int64_t now = cvfs_now_ns();
 		rc = fs->ops->inode_get(fs->st, ino, out);
+		if (rc == 0 && (mask & CVFS_SET_SIZE) && S_ISREG(out->mode))
+			rc = recharge(fs, &held_b, &held_f, (int64_t)in->size - (int64_t)out->size, 0);
 		if (rc == 0 && (mask & CVFS_SET_SIZE))
 			rc = set_size(fs, out, in->size, now);
 		if (rc == 0) {
@@ -553,6 +920,8 @@ int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino
 			rc = fs->ops->inode_put(fs->st, out);
 		}
 	});
+	if (rc)
+		refund(fs, held_b, held_f);
 	return rc;
 }
 
@@ -638,10 +1007,19 @@ int cvfs_fs_mknod(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t paren
 		return -EINVAL;
 	if ((mode & S_IFMT) == 0)
 		mode |= S_IFREG;
-	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, mode, rdev, NULL, out));
+	rc = pol_at(fs, S_ISDIR(mode) ? CVFS_POL_MKDIR : CVFS_POL_CREATE, parent, name, len,
+		    mode & S_IFMT, cr);
 	if (rc == 0)
-		rc = ref_get(fs, out->ino, 1, 0);
-	return rc;
+		rc = charge(fs, 0, 1);
+	if (rc)
+		return rc;
+	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, mode, rdev, NULL, out));
+	if (rc) {
+		refund(fs, 0, 1);
+		return rc;
+	}
+	name_set(fs, out->ino, parent, name, len);
+	return ref_get(fs, out->ino, 1, 0);
 }
 
 int cvfs_fs_symlink(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t parent,
@@ -656,10 +1034,18 @@ int cvfs_fs_symlink(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t par
 		return -ENOENT;
 	if (tl >= 4096)
 		return -ENAMETOOLONG;
-	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, S_IFLNK | 0777, 0, target, out));
+	rc = pol_at(fs, CVFS_POL_SYMLINK, parent, name, len, S_IFLNK, cr);
 	if (rc == 0)
-		rc = ref_get(fs, out->ino, 1, 0);
-	return rc;
+		rc = charge(fs, (int64_t)tl, 1);
+	if (rc)
+		return rc;
+	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, S_IFLNK | 0777, 0, target, out));
+	if (rc) {
+		refund(fs, (int64_t)tl, 1);
+		return rc;
+	}
+	name_set(fs, out->ino, parent, name, len);
+	return ref_get(fs, out->ino, 1, 0);
 }
 
 ssize_t cvfs_fs_readlink(struct cvfs_fs *fs, uint64_t ino, char *buf, size_t size)
@@ -690,6 +1076,17 @@ int cvfs_fs_link(struct cvfs_fs *fs, uint64_t ino, uint64_t newparent, const cha
 		return rc;
 	if (!(fs->st->caps & CVFS_CAP_HARDLINKS))
 		return -EPERM;
+	if (fs->pol) {
+		struct cvfs_attr src;
+		rc = cvfs_fs_getattr(fs, ino, &src);
+		if (rc == 0)
+			rc = pol_ino(fs, CVFS_POL_LOOKUP, ino, src.mode & S_IFMT, NULL);
+		if (rc == 0)
+			rc = pol_at(fs, CVFS_POL_LINK, newparent, newname, len, src.mode & S_IFMT,
+				    NULL);
+		if (rc)
+			return rc;
+	}
 	TXN(fs, 1, {
 		struct cvfs_attr p;
 		uint64_t other;
@@ -739,9 +1136,16 @@ static int remove_name(struct cvfs_fs *fs, uint64_t parent, const char *name, in
 		return rc;
 	if (is_dot(name, len))
 		return dir ? (len == 1 ? -EINVAL : -ENOTEMPTY) : -EISDIR;
+	rc = pol_at(fs, CVFS_POL_REMOVE, parent, name, len, dir ? S_IFDIR : 0, NULL);
+	if (rc)
+		return rc;
+	int64_t freed_b = 0, freed_f = 0;
+	uint64_t gone = 0;
 	TXN(fs, 1, {
 		struct cvfs_attr p, a;
 		uint64_t ino = 0;
+		freed_b = freed_f = 0;
+		gone = 0;
 		rc = get_dir(fs, parent, &p);
 		if (rc == 0)
 			rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
@@ -769,8 +1173,17 @@ static int remove_name(struct cvfs_fs *fs, uint64_t parent, const char *name, in
 			a.nlink = dir ? 0 : a.nlink - 1;
 			if (rc == 0)
 				rc = a.nlink ? fs->ops->inode_put(fs->st, &a) : drop_inode(fs, &a);
+			if (rc == 0 && a.nlink == 0) {
+				freed_b = S_ISDIR(a.mode) ? 0 : (int64_t)a.size;
+				freed_f = 1;
+				gone = a.ino;
+			}
 		}
 	});
+	if (rc == 0 && gone) {
+		refund(fs, freed_b, freed_f);
+		name_drop(fs, gone);
+	}
 	return rc;
 }
 
@@ -829,9 +1242,15 @@ static void move_dir(struct cvfs_attr *da, struct cvfs_attr *op, struct cvfs_att
 	np->nlink++;
 }
 
+struct rn_out {
+	uint64_t sino, dino, gone;
+	int64_t freed_b;
+};
+
 static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t ol, uint64_t npar,
-		     const char *nn, size_t nl, unsigned flags)
+		     const char *nn, size_t nl, unsigned flags, struct rn_out *ro)
 {
+	memset(ro, 0, sizeof(*ro));
 	struct cvfs_attr op, np, sa, da;
 	uint64_t sino, dino = 0;
 	int rc = get_dir(fs, opar, &op);
@@ -854,6 +1273,8 @@ static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t o
 	rc = fs->ops->inode_get(fs->st, sino, &sa);
 	if (rc)
 		return rc;
+	ro->sino = sino;
+	ro->dino = have_dst ? dino : 0;
 	if (have_dst && dino == sino)
 		return 0; /* two names of one file: nothing to do */
 	if (have_dst && (rc = fs->ops->inode_get(fs->st, dino, &da)))
@@ -920,6 +1341,10 @@ static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t o
 		rc = fs->ops->inode_put(fs->st, &sa);
 		if (rc == 0 && have_dst)
 			rc = da.nlink ? fs->ops->inode_put(fs->st, &da) : drop_inode(fs, &da);
+		if (rc == 0 && have_dst && da.nlink == 0) {
+			ro->gone = da.ino;
+			ro->freed_b = S_ISDIR(da.mode) ? 0 : (int64_t)da.size;
+		}
 	}
 	if (rc == 0)
 		rc = fs->ops->inode_put(fs->st, &op);
@@ -944,7 +1369,37 @@ int cvfs_fs_rename(struct cvfs_fs *fs, uint64_t parent, const char *name, uint64
 		return -EINVAL;
 	if (is_dot(name, ol) || is_dot(newname, nl))
 		return -EBUSY;
-	TXN(fs, 1, rc = do_rename(fs, parent, name, ol, newparent, newname, nl, flags));
+	if (fs->pol) {
+		struct cvfs_attr sa, da;
+		int have_dst;
+		rc = lookup_noref(fs, parent, name, &sa);
+		have_dst = lookup_noref(fs, newparent, newname, &da) == 0;
+		if (rc == 0)
+			rc = pol_at(fs, CVFS_POL_RENAME_FROM, parent, name, ol, sa.mode & S_IFMT, NULL);
+		if (rc == 0)
+			rc = pol_at(fs, CVFS_POL_RENAME_TO, newparent, newname, nl, sa.mode & S_IFMT,
+				    NULL);
+		if (rc == 0 && have_dst && (flags & RENAME_EXCHANGE)) {
+			rc = pol_at(fs, CVFS_POL_RENAME_FROM, newparent, newname, nl,
+				    da.mode & S_IFMT, NULL);
+			if (rc == 0)
+				rc = pol_at(fs, CVFS_POL_RENAME_TO, parent, name, ol, da.mode & S_IFMT,
+					    NULL);
+		}
+		if (rc)
+			return rc;
+	}
+	struct rn_out ro;
+	TXN(fs, 1, rc = do_rename(fs, parent, name, ol, newparent, newname, nl, flags, &ro));
+	if (rc == 0 && fs->pol) {
+		if (ro.gone) {
+			refund(fs, ro.freed_b, 1);
+			name_drop(fs, ro.gone);
+		}
+		name_set(fs, ro.sino, newparent, newname, nl);
+		if ((flags & RENAME_EXCHANGE) && ro.dino)
+			name_set(fs, ro.dino, parent, name, ol);
+	}
 	return rc;
 }
 
@@ -981,8 +1436,17 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 	if (rc)
 		return rc;
 	mode = S_IFREG | (mode & 07777);
+	rc = pol_at(fs, CVFS_POL_CREATE, parent, name, len, S_IFREG, cr);
+	if (rc == 0)
+		rc = charge(fs, 0, 1);
+	if (rc)
+		return rc;
+	int made = 0;
+	uint64_t cut = 0; /* bytes an O_TRUNC of an existing file dropped */
 	TXN(fs, 1, {
+		cut = 0;
 		rc = make_node(fs, cr, parent, name, len, mode, 0, NULL, out);
+		made = rc == 0;
 		if (rc == -EEXIST && !(flags & O_EXCL)) {
 			uint64_t ino;
 			rc = fs->ops->dent_get(fs->st, parent, name, len, &ino);
@@ -991,14 +1455,18 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 			if (rc == 0)
 				rc = open_mode_ok(fs, out, flags);
 			if (rc == 0 && (flags & O_TRUNC) && S_ISREG(out->mode) && out->size) {
+				cut = out->size;
 				rc = set_size(fs, out, 0, cvfs_now_ns());
 				if (rc == 0)
 					rc = fs->ops->inode_put(fs->st, out);
 			}
 		}
 	});
+	if (!made)
+		refund(fs, (int64_t)cut, 1);
 	if (rc)
 		return rc;
+	name_set(fs, out->ino, parent, name, len);
 	if (fs->ops->open && (rc = fs->ops->open(fs->st, out->ino, flags)))
 		return rc;
 	*fh = handle_new(out->ino, flags);
@@ -1014,14 +1482,21 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 
 int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh)
 {
-	int rc;
+	int rc = 0;
 	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	if (fs->pol)
+		rc = pol_ino(fs, trunc ? CVFS_POL_WRITE : CVFS_POL_OPEN, ino, S_IFREG, NULL);
+	if (rc)
+		return rc;
+	uint64_t cut = 0;
 	TXN(fs, trunc, {
 		struct cvfs_attr a;
+		cut = 0;
 		rc = fs->ops->inode_get(fs->st, ino, &a);
 		if (rc == 0)
 			rc = open_mode_ok(fs, &a, flags);
 		if (rc == 0 && trunc && S_ISREG(a.mode) && a.size) {
+			cut = a.size;
 			rc = set_size(fs, &a, 0, cvfs_now_ns());
 			if (rc == 0)
 				rc = fs->ops->inode_put(fs->st, &a);
@@ -1029,6 +1504,7 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 	});
 	if (rc)
 		return rc;
+	refund(fs, (int64_t)cut, 0);
 	if (fs->ops->open && (rc = fs->ops->open(fs->st, ino, flags)))
 		return rc;
 	*fh = handle_new(ino, flags);
@@ -1071,12 +1547,29 @@ ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *bu
 	ssize_t n = 0;
 	if (!append && off + size < off)
 		return -EFBIG;
+	if (fs->pol && !fh->path) {
+		/* Checked once per handle; the path is kept for the size rule. */
+		fh->path = path_of(fs, fh->ino);
+		rc = fh->path ? cvfs_policy_check(fs->pol, CVFS_POL_WRITE, fh->path, S_IFREG, NULL)
+			      : -EACCES;
+		if (rc) {
+			free(fh->path);
+			fh->path = NULL;
+			return rc;
+		}
+	}
+	int64_t held_b = 0, held_f = 0;
 	TXN(fs, 1, {
 		struct cvfs_attr a;
 		rc = fs->ops->inode_get(fs->st, fh->ino, &a);
 		if (rc == 0 && !S_ISREG(a.mode))
 			rc = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
 		uint64_t at = append ? a.size : off;
+		if (rc == 0 && fs->pol && at + size > a.size) {
+			rc = cvfs_policy_check_size(fs->pol, fh->path, at + size, NULL);
+			if (rc == 0)
+				rc = recharge(fs, &held_b, &held_f, (int64_t)(at + size - a.size), 0);
+		}
 		if (rc == 0 && size) {
 			n = fs->ops->write(fs->st, fh->ino, buf, size, at);
 			if (n < 0)
@@ -1089,6 +1582,8 @@ ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *bu
 			rc = fs->ops->inode_put(fs->st, &a);
 		}
 	});
+	if (rc)
+		refund(fs, held_b, held_f);
 	return rc ? rc : n;
 }
 
@@ -1111,6 +1606,7 @@ static void release(struct cvfs_fs *fs, struct cvfs_handle *fh, int file)
 	if (file && fs->ops->release)
 		fs->ops->release(fs->st, fh->ino);
 	ref_put(fs, fh->ino, 0, 1);
+	free(fh->path);
 	free(fh);
 }
 
@@ -1128,12 +1624,19 @@ int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, 
 		return -EOPNOTSUPP;
 	if (off + len < off)
 		return -EFBIG;
-	int rc;
+	int rc = pol_ino(fs, CVFS_POL_WRITE, ino, S_IFREG, NULL);
+	if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
+		rc = pol_size(fs, ino, off + len, NULL);
+	if (rc)
+		return rc;
+	int64_t held_b = 0, held_f = 0;
 	TXN(fs, 1, {
 		struct cvfs_attr a;
 		rc = fs->ops->inode_get(fs->st, ino, &a);
 		if (rc == 0 && !S_ISREG(a.mode))
 			rc = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+		if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > a.size)
+			rc = recharge(fs, &held_b, &held_f, (int64_t)(off + len - a.size), 0);
 		if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
 		    off < a.size) {
 			uint64_t n = off + len > a.size ? a.size - off : len;
@@ -1160,6 +1663,8 @@ int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, 
 		if (rc == 0)
 			rc = fs->ops->inode_put(fs->st, &a);
 	});
+	if (rc)
+		refund(fs, held_b, held_f);
 	return rc;
 }
 
@@ -1198,12 +1703,35 @@ struct rd_ctx {
 	int err;
 	uint64_t *taken; /* inodes handed out in plus mode */
 	size_t ntaken, captaken;
+	const char *dpath; /* with a policy: the directory's path */
+	uint64_t dir;
 };
+
+/* With a policy: may this entry be shown?  (Pure: no store access.) */
+static int rd_visible(struct rd_ctx *c, const struct cvfs_dirent *e)
+{
+	if (!c->fs->pol)
+		return 1;
+	size_t dl = strlen(c->dpath);
+	char *path = malloc(dl + e->namelen + 2);
+	if (!path)
+		return 0;
+	memcpy(path, c->dpath, dl);
+	size_t k = dl == 1 ? 1 : dl + 1;
+	path[k - 1] = '/';
+	memcpy(path + k, e->name, e->namelen);
+	path[k + e->namelen] = 0;
+	int ok = cvfs_policy_check(c->fs->pol, CVFS_POL_LOOKUP, path, e->type, NULL) == 0;
+	free(path);
+	return ok;
+}
 
 static int rd_one(void *arg, const struct cvfs_dirent *e)
 {
 	struct rd_ctx *c = arg;
 	struct cvfs_attr a;
+	if (!rd_visible(c, e))
+		return 0;
 	if (c->plus) {
 		int rc = c->fs->ops->inode_get(c->fs->st, e->ino, &a);
 		if (rc) {
@@ -1229,8 +1757,10 @@ static int rd_one(void *arg, const struct cvfs_dirent *e)
 	}
 	if (c->cb(c->arg, e->name, e->namelen, &a, e->cookie + 2))
 		return 1;
-	if (c->plus)
+	if (c->plus) {
 		c->taken[c->ntaken++] = e->ino;
+		name_set(c->fs, e->ino, c->dir, e->name, e->namelen);
+	}
 	return 0;
 }
 
@@ -1238,7 +1768,14 @@ int cvfs_fs_readdir(struct cvfs_fs *fs, uint64_t ino, uint64_t off, int plus, cv
 		    void *arg)
 {
 	int rc;
-	struct rd_ctx c = {.fs = fs, .plus = plus, .cb = cb, .arg = arg};
+	struct rd_ctx c = {.fs = fs, .plus = plus, .cb = cb, .arg = arg, .dir = ino};
+	char *dpath = NULL;
+	if (fs->pol) {
+		dpath = path_of(fs, ino);
+		if (!dpath)
+			return -EACCES;
+		c.dpath = dpath;
+	}
 	TXN(fs, 0, {
 		struct cvfs_attr d, pa;
 		c.ntaken = 0;
@@ -1276,6 +1813,7 @@ int cvfs_fs_readdir(struct cvfs_fs *fs, uint64_t ino, uint64_t off, int plus, cv
 			ref_get(fs, c.taken[i], 1, 0);
 	}
 	free(c.taken);
+	free(dpath);
 	return rc;
 }
 
@@ -1284,12 +1822,17 @@ int cvfs_fs_readdir(struct cvfs_fs *fs, uint64_t ino, uint64_t off, int plus, cv
 int cvfs_fs_statfs(struct cvfs_fs *fs, struct cvfs_statfs *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (fs->ops->statfs)
-		return fs->ops->statfs(fs->st, out);
-	out->bsize = 4096;
-	out->blocks = out->bfree = out->bavail = 1ull << 30;
-	out->files = out->ffree = 1ull << 30;
-	return 0;
+	int rc = 0;
+	if (fs->ops->statfs) {
+		rc = fs->ops->statfs(fs->st, out);
+	} else {
+		out->bsize = 4096;
+		out->blocks = out->bfree = out->bavail = 1ull << 30;
+		out->files = out->ffree = 1ull << 30;
+	}
+	if (rc == 0 && fs->pol)
+		cvfs_policy_statfs(fs->pol, out);
+	return rc;
 }
 
 static int xattr_name_ok(const char *name)
@@ -1330,6 +1873,9 @@ int cvfs_fs_setxattr(struct cvfs_fs *fs, uint64_t ino, const char *name, const v
 		return rc;
 	if (size > 65536)
 		return -E2BIG;
+	rc = pol_ino(fs, CVFS_POL_XATTR, ino, 0, NULL);
+	if (rc)
+		return rc;
 	TXN(fs, 1, {
 		struct cvfs_attr a;
 		rc = fs->ops->setx(fs->st, ino, name, val, size, flags);
@@ -1364,6 +1910,9 @@ int cvfs_fs_removexattr(struct cvfs_fs *fs, uint64_t ino, const char *name)
 	int rc = xattr_name_ok(name);
 	if (rc)
 		return rc == -EOPNOTSUPP ? -ENODATA : rc;
+	rc = pol_ino(fs, CVFS_POL_XATTR, ino, 0, NULL);
+	if (rc)
+		return rc;
 	TXN(fs, 1, {
 		struct cvfs_attr a;
 		rc = fs->ops->removex(fs->st, ino, name);

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/policy.h"
 #include "mount/mount.h"
 
 #ifdef CVFS_VERSION
@@ -598,6 +599,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 #define STATUS_XATTR "user.chuk-vfs.status"
+#define VIOL_XATTR "user.chuk-vfs.violations"
 
 /* The status of this mount as JSON: `chuk-vfs status MOUNT` reads it with
  * getxattr(MOUNT, "user.chuk-vfs.status"). */
@@ -625,6 +627,10 @@ static char *status_json(struct cvfs_mount *m)
 	fprintf(f, "},\"errors\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,",
 		(unsigned long long)atomic_load(&m->nerr), (unsigned long long)atomic_load(&m->rbytes),
 		(unsigned long long)atomic_load(&m->wbytes));
+	struct cvfs_policy *pol = cvfs_fs_policy(m->fs);
+	char *pd = pol ? cvfs_policy_describe(pol) : NULL;
+	fprintf(f, "\"policy\":%s,", pd ? pd : "null");
+	free(pd);
 	fprintf(f, "\"statfs\":{\"bsize\":%llu,\"blocks\":%llu,\"bfree\":%llu,\"files\":%llu,"
 		   "\"ffree\":%llu}}\n",
 		(unsigned long long)sf.bsize, (unsigned long long)sf.blocks,
@@ -637,8 +643,12 @@ static char *status_json(struct cvfs_mount *m)
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	count(req, SC_XATTR, 0);
-	if (ino == CVFS_ROOT_INO && strcmp(name, STATUS_XATTR) == 0) {
-		char *js = status_json(mnt(req));
+	int is_viol = strcmp(name, VIOL_XATTR) == 0;
+	if (ino == CVFS_ROOT_INO && (strcmp(name, STATUS_XATTR) == 0 || is_viol)) {
+		struct cvfs_policy *pol = cvfs_fs_policy(mnt(req)->fs);
+		char *js = !is_viol ? status_json(mnt(req))
+			   : pol    ? cvfs_policy_violations(pol)
+				    : strdup("");
 		size_t n = js ? strlen(js) : 0;
 		if (!js)
 			fuse_reply_err(req, ENOMEM);
