@@ -1,6 +1,6 @@
+#define _GNU_SOURCE
 /* Built only while src/core/policy.c is absent: a policy that allows all. */
 #include <errno.h>
-#define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 
