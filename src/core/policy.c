@@ -593,11 +593,13 @@ static int set_list(struct cvfs_policy *p, const struct keydef *k, const char *v
 	}
 	struct strlist *l = list_of(p, k->key);
 	for (size_t i = 0; i < n; i++) {
-		int r = rc ? (free(items[i]), rc) : list_add(l, items[i]);
-		if (r && !rc)
-			rc = r == -E2BIG ? fail(errmsg, -EINVAL, "%s: more than %d entries", k->key,
-						MAX_LIST)
-					 : r;
+		if (rc) {
+			free(items[i]);
+			continue;
+		}
+		rc = list_add(l, items[i]); /* takes items[i] */
+		if (rc == -E2BIG)
+			rc = fail(errmsg, -EINVAL, "%s: more than %d entries", k->key, MAX_LIST);
 	}
 	return rc;
 }
@@ -799,17 +801,9 @@ static int load_value(struct cvfs_policy *p, const char *file, const char *key,
 			if (json_object_get_type(e) != json_type_string)
 				return fail(errmsg, -EINVAL, "%s: %s[%zu]: expected a string", file,
 					    key, i);
-			const char *es = json_object_get_string(e);
-			/* An array element is one entry, commas and all, except for
-			 * the comma-list keys where "" means "no extension". */
-			char *item;
-			rc = norm_item(k, es, &item, errmsg);
-			if (rc == 0) {
-				rc = list_add(list_of(p, key), item);
-				if (rc == -E2BIG)
-					rc = fail(errmsg, -EINVAL, "%s: more than %d entries", key,
-						  MAX_LIST);
-			}
+			/* One element is one setting (a comma list for the extension
+			 * and pattern keys; "" in allow_ext: files without one). */
+			rc = cvfs_policy_set(p, key, json_object_get_string(e), errmsg);
 			if (rc)
 				goto prefix;
 		}
@@ -1241,7 +1235,7 @@ int cvfs_policy_check(struct cvfs_policy *p, enum cvfs_pol_op op, const char *pa
 		return 0; /* name and extension rules are for files, not directories */
 	const char *name = base_of(path);
 	for (size_t i = 0; i < p->deny_name.n; i++)
-		if (fnmatch(p->deny_name.v[i], name, FNM_CASEFOLD | FNM_PERIOD) == 0)
+		if (fnmatch(p->deny_name.v[i], name, FNM_CASEFOLD) == 0)
 			return violation(p, op, 0, path, cr, EACCES, "deny_name=%s",
 					 p->deny_name.v[i]);
 	if (fmt != S_IFREG)

@@ -149,7 +149,7 @@ static void reply_attr(fuse_req_t req, const struct cvfs_attr *a)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct cvfs_mount *m = userdata;
-	if (m->o.writeback != 0 && (conn->capable & FUSE_CAP_WRITEBACK_CACHE) && !m->o.readonly)
+	if (m->o.writeback == 1 && (conn->capable & FUSE_CAP_WRITEBACK_CACHE) && !m->o.readonly)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
@@ -387,7 +387,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int flags = fi->flags;
 	/* With the writeback cache the kernel may read through a write-only
 	 * handle, and appends at its own idea of the end: drop both. */
-	if (m->o.writeback != 0 && !m->o.readonly) {
+	if (m->o.writeback == 1 && !m->o.readonly) {
 		if ((flags & O_ACCMODE) == O_WRONLY)
 			flags = (flags & ~O_ACCMODE) | O_RDWR;
 		flags &= ~O_APPEND;
@@ -619,7 +619,7 @@ static char *status_json(struct cvfs_mount *m)
 	fprintf(f, "\"options\":{\"readonly\":%s,\"allow_other\":%s,\"cache_timeout\":%g,"
 		   "\"writeback\":%s,\"threads\":%d},",
 		m->o.readonly ? "true" : "false", m->o.allow_other ? "true" : "false", m->timeout,
-		m->o.writeback != 0 && !m->o.readonly ? "true" : "false", m->threads);
+		m->o.writeback == 1 && !m->o.readonly ? "true" : "false", m->threads);
 	fprintf(f, "\"ops\":{");
 	for (int i = 0; i < SC__N; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", st_names[i],

@@ -15,7 +15,7 @@ struct cvfs_mount_opts {
 	int allow_other;
 	int debug;
 	double cache_timeout;  /* entry/attr/negative timeout, seconds (< 0: default) */
-	int writeback;         /* kernel writeback cache: 1 on, 0 off, -1 default (on) */
+	int writeback;         /* kernel writeback cache: 1 on, 0 off, -1 default (off) */
 	const char *fsname;    /* shown in /proc/mounts; default "chuk-vfs" */
 	const char *fuse_opts; /* extra -o options for FUSE, comma-separated, or NULL */
 	int set_uid, set_gid, set_umask; /* present every file with these */
