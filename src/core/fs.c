@@ -1333,7 +1333,13 @@ static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t o
 			da.ctime_ns = now;
 			if (S_ISDIR(da.mode)) {
 				da.nlink = 0;
-				np.nlink--; /* the replaced directory's ".." */
+				/* the replaced directory's "..".  np is only a copy of
+				 * op when both names are in one directory, and only op
+				 * is written back then. */
+				if (opar == npar)
+					op.nlink--;
+				else
+					np.nlink--;
 			} else {
 				da.nlink--;
 			}
@@ -1454,9 +1460,13 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 				rc = fs->ops->inode_get(fs->st, ino, out);
 			if (rc == 0)
 				rc = open_mode_ok(fs, out, flags);
-			if (rc == 0 && (flags & O_TRUNC) && S_ISREG(out->mode) && out->size) {
+			if (rc == 0 && (flags & O_TRUNC) && S_ISREG(out->mode)) {
+				/* POSIX: O_TRUNC marks mtime and ctime, also of an
+				 * already empty file. */
+				int64_t now = cvfs_now_ns();
 				cut = out->size;
-				rc = set_size(fs, out, 0, cvfs_now_ns());
+				rc = set_size(fs, out, 0, now);
+				touch_mc(out, now);
 				if (rc == 0)
 					rc = fs->ops->inode_put(fs->st, out);
 			}
@@ -1495,9 +1505,13 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 		rc = fs->ops->inode_get(fs->st, ino, &a);
 		if (rc == 0)
 			rc = open_mode_ok(fs, &a, flags);
-		if (rc == 0 && trunc && S_ISREG(a.mode) && a.size) {
+		if (rc == 0 && trunc && S_ISREG(a.mode)) {
+			/* POSIX: O_TRUNC marks mtime and ctime, also of an already
+			 * empty file. */
+			int64_t now = cvfs_now_ns();
 			cut = a.size;
-			rc = set_size(fs, &a, 0, cvfs_now_ns());
+			rc = set_size(fs, &a, 0, now);
+			touch_mc(&a, now);
 			if (rc == 0)
 				rc = fs->ops->inode_put(fs->st, &a);
 		}

@@ -223,7 +223,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	(void)fi;
 	struct cvfs_cred cr;
 	cred_of(req, &cr);
 	struct cvfs_attr in, out;
@@ -244,6 +243,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		mask |= CVFS_SET_SIZE;
 		in.size = (uint64_t)attr->st_size;
+		/* ftruncate(2) (the kernel passes the handle) marks mtime and ctime
+		 * even when the size stays (POSIX); without the writeback cache the
+		 * kernel leaves that to the filesystem and sends only the size. */
+		if (fi && !(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+			mask |= CVFS_SET_MTIME_NOW;
 	}
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		mask |= CVFS_SET_ATIME_NOW;
