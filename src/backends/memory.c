@@ -765,7 +765,14 @@ int cvfs_memory_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_stor
 		}
 		m->limit = v;
 	}
-	if (pthread_rwlock_init(&m->lock, NULL) || cvfs_htab_init(&m->inodes, 1024) ||
+	/* Writers first: with the default (reader-preferring) lock a steady
+	 * stream of read transactions keeps every writer out forever. */
+	pthread_rwlockattr_t la;
+	pthread_rwlockattr_init(&la);
+	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	int lrc = pthread_rwlock_init(&m->lock, &la);
+	pthread_rwlockattr_destroy(&la);
+	if (lrc || cvfs_htab_init(&m->inodes, 1024) ||
 	    cvfs_htab_init(&m->dents, 1024)) {
 		cvfs_htab_fini(&m->inodes);
 		free(m);

@@ -1499,7 +1499,8 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 	if (rc)
 		return rc;
 	uint64_t cut = 0;
-	TXN(fs, trunc, {
+	/* readonly: open_mode_ok refuses, from a read transaction */
+	TXN(fs, trunc && !fs->cfg.readonly, {
 		struct cvfs_attr a;
 		cut = 0;
 		rc = fs->ops->inode_get(fs->st, ino, &a);
@@ -1589,7 +1590,7 @@ ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *bu
 			if (n < 0)
 				rc = (int)n;
 		}
-		if (rc == 0) {
+		if (rc == 0 && n > 0) { /* POSIX: a 0-byte write changes nothing */
 			if (at + (uint64_t)n > a.size)
 				a.size = at + (uint64_t)n;
 			touch_mc(&a, cvfs_now_ns());
