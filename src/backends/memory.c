@@ -10,7 +10,8 @@
  * cost nothing and read as zeros.
  *
  * Locking: one rwlock, taken shared by read transactions and exclusive by
- * write transactions (txn_begin/txn_end).  Every field below is protected by
+ * write transactions (txn_begin/txn_end); writers are preferred.  Write
+ * transactions keep an undo journal, so an abort takes back every change.  Every field below is protected by
  * it; `bytes` is also read without it by statfs (a relaxed atomic).
  */
 #define _GNU_SOURCE
@@ -85,6 +86,35 @@ struct mem_store {
 	uint64_t next_ino;
 	_Atomic uint64_t bytes;   /* data bytes allocated */
 	uint64_t limit;           /* size reported by statfs, 0 = RAM size */
+	/* The undo journal of the running write transaction, newest first. */
+	int wtxn;
+	unsigned nmut; /* changes made by this transaction so far */
+	struct undo *journal;
+};
+
+/* One change of a write transaction, and what undoes it (txn_end(0)). */
+enum {
+	U_INODE_NEW, U_INODE_OLD, U_INODE_DEL, U_DENT_NEW, U_DENT_OLD, U_DENT_DEL, U_XATTR, U_DATA,
+	U_CHUNKS
+};
+struct undo {
+	struct undo *next;
+	int kind;
+	uint64_t ino;
+	struct cvfs_attr attr;   /* U_INODE_OLD */
+	struct mnode *node;      /* U_INODE_DEL: unhooked, freed at commit */
+	struct mdent *dent;      /* U_DENT_*: U_DENT_DEL unhooked, freed at commit */
+	uint64_t old_ino;        /* U_DENT_OLD */
+	uint32_t old_type;
+	char *xname;             /* U_XATTR */
+	int had;                 /* U_XATTR: the attribute existed */
+	uint64_t off;            /* U_DATA */
+	size_t len;
+	unsigned char *bytes;    /* U_XATTR value, U_DATA old bytes */
+	uint64_t old_size;       /* U_DATA: data past it did not exist */
+	uint64_t *cidx;          /* U_CHUNKS: chunks taken out of the tree */
+	struct chunk **cptr;
+	size_t nc, capc;
 };
 
 static inline struct mem_store *ms(struct cvfs_store *st)
@@ -222,7 +252,7 @@ static uint32_t cap_for(uint32_t need)
 	return c > CHUNK_SIZE ? CHUNK_SIZE : c;
 }
 
-static ssize_t m_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len, uint64_t off)
+static ssize_t raw_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len, uint64_t off)
 {
 	struct mem_store *m = ms(st);
 	struct mnode *n = node_find(m, ino);
@@ -303,7 +333,7 @@ static void zero_range(struct mnode *n, uint64_t off, uint64_t len)
 	}
 }
 
-static int m_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
+static int raw_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 {
 	struct mem_store *m = ms(st);
 	struct mnode *n = node_find(m, ino);
@@ -317,7 +347,7 @@ static int m_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 	return 0;
 }
 
-static int m_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
+static int raw_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
 {
 	struct mem_store *m = ms(st);
 	struct mnode *n = node_find(m, ino);
@@ -383,7 +413,7 @@ static int m_inode_get(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *ou
 	return 0;
 }
 
-static int m_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
+static int raw_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 {
 	struct mem_store *m = ms(st);
 	struct mnode *n = node_find(m, a->ino);
@@ -411,7 +441,7 @@ static int m_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 	return 0;
 }
 
-static int m_inode_del(struct cvfs_store *st, uint64_t ino)
+static int raw_inode_del(struct cvfs_store *st, uint64_t ino)
 {
 	struct mem_store *m = ms(st);
 	struct mnode *n = node_find(m, ino);
@@ -472,7 +502,7 @@ static int slot_give(struct mdir *d, size_t slot)
 	return 0;
 }
 
-static int m_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+static int raw_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
 		      uint64_t ino, uint32_t type)
 {
 	struct mem_store *m = ms(st);
@@ -511,7 +541,7 @@ static int m_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	return 0;
 }
 
-static int m_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
+static int raw_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
 {
 	struct mem_store *m = ms(st);
 	struct mdent *e = dent_find(m, dir, name, len);
@@ -582,7 +612,7 @@ static ssize_t m_getx(struct cvfs_store *st, uint64_t ino, const char *name, voi
 	return (ssize_t)x->vlen;
 }
 
-static int m_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val, size_t size,
+static int raw_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val, size_t size,
 		  int flags)
 {
 	struct mnode *n = node_find(ms(st), ino);
@@ -637,7 +667,7 @@ static ssize_t m_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t s
 	return (ssize_t)need;
 }
 
-static int m_removex(struct cvfs_store *st, uint64_t ino, const char *name)
+static int raw_removex(struct cvfs_store *st, uint64_t ino, const char *name)
 {
 	struct mnode *n = node_find(ms(st), ino);
 	if (!n)
@@ -654,17 +684,412 @@ static int m_removex(struct cvfs_store *st, uint64_t ino, const char *name)
 
 /* ---- the rest ---- */
 
+static void raw_truncate_data(struct mem_store *m, uint64_t ino, uint64_t size)
+{
+	raw_truncate(&m->base, ino, size);
+}
+
+/* ---- the undo journal ----
+ *
+ * Every change of a write transaction records how to take it back, so an
+ * aborted transaction (txn_end(0)) leaves the store as it was: the core
+ * aborts after its first change when a later one fails.  Deletions are
+ * deferred to the commit (the object is unhooked and kept); old bytes of
+ * data are saved only when the data change is not the transaction's first
+ * change (the core always writes data first, so this costs nothing). */
+
+static struct undo *j_push(struct mem_store *m, int kind, uint64_t ino)
+{
+	if (!m->wtxn)
+		return NULL;
+	struct undo *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->kind = kind;
+	u->ino = ino;
+	u->next = m->journal;
+	m->journal = u;
+	return u;
+}
+
+/* Saves what a data change overwrites: the old bytes of [off, off+len) below
+ * the recorded size (data past the size is zeros by contract; undo cuts it
+ * back to old_size). */
+static int j_data(struct mem_store *m, uint64_t ino, uint64_t off, uint64_t len)
+{
+	if (!m->wtxn || len == 0)
+		return 0;
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	uint64_t keep = off < n->a.size ? (n->a.size - off < len ? n->a.size - off : len) : 0;
+	if (keep > (1u << 30))
+		return -EFBIG; /* cannot promise to take back more */
+	unsigned char *b = keep ? malloc(keep) : NULL;
+	if (keep && !b)
+		return -ENOMEM;
+	struct undo *u = j_push(m, U_DATA, ino);
+	if (!u) {
+		free(b);
+		return -ENOMEM;
+	}
+	if (keep)
+		m_read(&m->base, ino, b, keep, off);
+	u->off = off;
+	u->len = keep;
+	u->bytes = b;
+	u->old_size = n->a.size;
+	return 0;
+}
+
+static int collect(struct undo *u, uint64_t idx, struct chunk *c)
+{
+	if (u->nc == u->capc) {
+		size_t nc = u->capc ? u->capc * 2 : 16;
+		uint64_t *i2 = realloc(u->cidx, nc * sizeof(*i2));
+		if (!i2)
+			return -ENOMEM;
+		u->cidx = i2;
+		struct chunk **p2 = realloc(u->cptr, nc * sizeof(*p2));
+		if (!p2)
+			return -ENOMEM;
+		u->cptr = p2;
+		u->capc = nc;
+	}
+	u->cidx[u->nc] = idx;
+	u->cptr[u->nc] = c;
+	u->nc++;
+	return 0;
+}
+
+/* Moves the chunks with index in [lo, hi) out of the tree into u. */
+static int detach(void **node, int h, uint64_t base, uint64_t lo, uint64_t hi, struct undo *u)
+{
+	uint64_t span = (uint64_t)1 << ((h - 1) * FAN_SHIFT);
+	for (unsigned k = 0; k < FAN; k++) {
+		uint64_t first = base + k * span;
+		if (!node[k] || first >= hi || first + span <= lo)
+			continue;
+		if (h == 1) {
+			if (collect(u, first, node[k]))
+				return -ENOMEM;
+			node[k] = NULL;
+		} else if (detach(node[k], h - 1, first, lo, hi, u)) {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* Before cutting [off, end) out of ino's data: whole chunks inside move to
+ * the journal, the partial ones at the edges are saved as bytes. */
+static int j_cut(struct mem_store *m, uint64_t ino, uint64_t off, uint64_t end)
+{
+	if (!m->wtxn)
+		return 0;
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	if (end > n->a.size)
+		end = n->a.size;
+	if (off >= end)
+		return 0;
+	uint64_t lo = (off + CHUNK_SIZE - 1) >> CHUNK_SHIFT, hi = end >> CHUNK_SHIFT;
+	if (lo >= hi) /* no whole chunk: save the bytes */
+		return j_data(m, ino, off, end - off);
+	int rc = j_data(m, ino, off, (lo << CHUNK_SHIFT) - off);
+	if (rc == 0)
+		rc = j_data(m, ino, hi << CHUNK_SHIFT, end - (hi << CHUNK_SHIFT));
+	struct undo *u = rc ? NULL : j_push(m, U_CHUNKS, ino);
+	if (!u)
+		return rc ? rc : -ENOMEM;
+	if (n->data.height)
+		rc = detach(n->data.root, n->data.height, 0, lo, hi, u);
+	return rc;
+}
+
+static void slot_back(struct mdir *d, struct mdent *e)
+{
+	if (e->slot == d->nslots) {
+		d->nslots++;
+	} else {
+		for (size_t i = d->nfree; i-- > 0;) {
+			if (d->freel[i] == e->slot) {
+				memmove(&d->freel[i], &d->freel[i + 1], (d->nfree - i - 1) * sizeof(size_t));
+				d->nfree--;
+				break;
+			}
+		}
+	}
+	d->slots[e->slot] = e;
+	d->count++;
+}
+
+static void j_undo(struct mem_store *m, struct undo *u)
+{
+	struct mnode *n;
+	switch (u->kind) {
+	case U_INODE_NEW:
+		if ((n = node_find(m, u->ino))) {
+			cvfs_htab_remove(&m->inodes, &n->h);
+			node_free(m, n);
+		}
+		break;
+	case U_INODE_OLD:
+		if ((n = node_find(m, u->ino)))
+			n->a = u->attr;
+		break;
+	case U_INODE_DEL:
+		cvfs_htab_insert(&m->inodes, &u->node->h);
+		u->node = NULL;
+		break;
+	case U_DENT_NEW:
+		raw_dent_del(&m->base, u->dent->dir, u->dent->name, u->dent->len);
+		break;
+	case U_DENT_OLD:
+		u->dent->ino = u->old_ino;
+		u->dent->type = u->old_type;
+		break;
+	case U_DENT_DEL:
+		if ((n = node_find(m, u->dent->dir)) && n->dir)
+			slot_back(n->dir, u->dent);
+		cvfs_htab_insert(&m->dents, &u->dent->h);
+		u->dent = NULL;
+		break;
+	case U_XATTR:
+		if (u->had)
+			raw_setx(&m->base, u->ino, u->xname, u->bytes, u->len, 0);
+		else
+			raw_removex(&m->base, u->ino, u->xname);
+		break;
+	case U_DATA:
+		/* data past the old size did not exist: cut it back */
+		raw_truncate_data(m, u->ino, u->old_size);
+		if (u->len)
+			raw_write(&m->base, u->ino, u->bytes, u->len, u->off);
+		break;
+	case U_CHUNKS:
+		if ((n = node_find(m, u->ino))) {
+			for (size_t i = 0; i < u->nc; i++) {
+				void **slot = radix_slot(&n->data, u->cidx[i], 1);
+				if (slot && !*slot) {
+					*slot = u->cptr[i];
+					u->cptr[i] = NULL;
+				}
+			}
+		}
+		break;
+	}
+}
+
+static void j_free(struct mem_store *m, struct undo *u)
+{
+	if (u->kind == U_INODE_DEL && u->node)
+		node_free(m, u->node);
+	if (u->kind == U_DENT_DEL && u->dent)
+		free(u->dent);
+	for (size_t i = 0; i < u->nc; i++) {
+		if (u->cptr[i]) {
+			atomic_fetch_sub_explicit(&m->bytes, u->cptr[i]->cap, memory_order_relaxed);
+			free(u->cptr[i]);
+		}
+	}
+	free(u->cidx);
+	free(u->cptr);
+	free(u->xname);
+	free(u->bytes);
+	free(u);
+}
+
+static void j_end(struct mem_store *m, int commit)
+{
+	struct undo *u = m->journal;
+	while (u) {
+		struct undo *nx = u->next;
+		if (!commit)
+			j_undo(m, u);
+		j_free(m, u);
+		u = nx;
+	}
+	m->journal = NULL;
+	m->nmut = 0;
+	m->wtxn = 0;
+}
+
+static ssize_t m_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len, uint64_t off)
+{
+	struct mem_store *m = ms(st);
+	int rc = j_data(m, ino, off, len);
+	if (rc)
+		return rc;
+	ssize_t n = raw_write(st, ino, buf, len, off);
+	if (n >= 0)
+		m->nmut++;
+	return n;
+}
+
+static int m_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
+{
+	struct mem_store *m = ms(st);
+	int rc = j_cut(m, ino, size, UINT64_MAX);
+	if (rc == 0 && (rc = raw_truncate(st, ino, size)) == 0)
+		m->nmut++;
+	return rc;
+}
+
+static int m_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
+{
+	struct mem_store *m = ms(st);
+	int rc = j_cut(m, ino, off, off + len);
+	if (rc == 0 && (rc = raw_punch(st, ino, off, len)) == 0)
+		m->nmut++;
+	return rc;
+}
+
+static int m_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
+{
+	struct mem_store *m = ms(st);
+	struct mnode *n = node_find(m, a->ino);
+	struct undo *u = NULL;
+	if (m->wtxn && !(u = j_push(m, n ? U_INODE_OLD : U_INODE_NEW, a->ino)))
+		return -ENOMEM;
+	if (u && n)
+		u->attr = n->a;
+	int rc = raw_inode_put(st, a);
+	if (rc && u) { /* nothing happened: drop the record */
+		m->journal = u->next;
+		free(u);
+	}
+	if (rc == 0)
+		m->nmut++;
+	return rc;
+}
+
+static int m_inode_del(struct cvfs_store *st, uint64_t ino)
+{
+	struct mem_store *m = ms(st);
+	if (!m->wtxn)
+		return raw_inode_del(st, ino);
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	if (n->dir && n->dir->count)
+		return -ENOTEMPTY;
+	struct undo *u = j_push(m, U_INODE_DEL, ino);
+	if (!u)
+		return -ENOMEM;
+	cvfs_htab_remove(&m->inodes, &n->h);
+	u->node = n;
+	m->nmut++;
+	return 0;
+}
+
+static int m_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+		      uint64_t ino, uint32_t type)
+{
+	struct mem_store *m = ms(st);
+	struct mdent *e = dent_find(m, dir, name, len);
+	struct undo *u = NULL;
+	if (m->wtxn && !(u = j_push(m, e ? U_DENT_OLD : U_DENT_NEW, ino)))
+		return -ENOMEM;
+	if (u && e) {
+		u->dent = e;
+		u->old_ino = e->ino;
+		u->old_type = e->type;
+	}
+	int rc = raw_dent_put(st, dir, name, len, ino, type);
+	if (rc && u) {
+		m->journal = u->next;
+		free(u);
+	} else if (u && !e) {
+		u->dent = dent_find(m, dir, name, len);
+	}
+	if (rc == 0)
+		m->nmut++;
+	return rc;
+}
+
+static int m_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
+{
+	struct mem_store *m = ms(st);
+	if (!m->wtxn)
+		return raw_dent_del(st, dir, name, len);
+	struct mdent *e = dent_find(m, dir, name, len);
+	if (!e)
+		return -ENOENT;
+	struct undo *u = j_push(m, U_DENT_DEL, e->ino);
+	if (!u)
+		return -ENOMEM;
+	struct mnode *p = node_find(m, dir);
+	if (p && p->dir) {
+		slot_give(p->dir, e->slot);
+		p->dir->count--;
+	}
+	cvfs_htab_remove(&m->dents, &e->h);
+	u->dent = e;
+	m->nmut++;
+	return 0;
+}
+
+/* Records the old value of an xattr before it changes. */
+static int j_xattr(struct mem_store *m, uint64_t ino, const char *name)
+{
+	if (!m->wtxn)
+		return 0;
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	struct undo *u = j_push(m, U_XATTR, ino);
+	if (!u || !(u->xname = strdup(name)))
+		return -ENOMEM;
+	struct xattr *x = *x_find(n, name);
+	if (x) {
+		u->had = 1;
+		u->len = x->vlen;
+		u->bytes = malloc(x->vlen ? x->vlen : 1);
+		if (!u->bytes)
+			return -ENOMEM;
+		memcpy(u->bytes, x->val, x->vlen);
+	}
+	return 0;
+}
+
+static int m_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val, size_t size,
+		  int flags)
+{
+	struct mem_store *m = ms(st);
+	int rc = j_xattr(m, ino, name);
+	if (rc == 0 && (rc = raw_setx(st, ino, name, val, size, flags)) == 0)
+		m->nmut++;
+	return rc;
+}
+
+static int m_removex(struct cvfs_store *st, uint64_t ino, const char *name)
+{
+	struct mem_store *m = ms(st);
+	int rc = j_xattr(m, ino, name);
+	if (rc == 0 && (rc = raw_removex(st, ino, name)) == 0)
+		m->nmut++;
+	return rc;
+}
+
 static int m_txn_begin(struct cvfs_store *st, int write)
 {
 	struct mem_store *m = ms(st);
 	int rc = write ? pthread_rwlock_wrlock(&m->lock) : pthread_rwlock_rdlock(&m->lock);
+	if (rc == 0 && write) {
+		m->wtxn = 1;
+		m->nmut = 0;
+	}
 	return -rc;
 }
 
 static int m_txn_end(struct cvfs_store *st, int commit)
 {
-	(void)commit; /* every method is all-or-nothing; nothing to undo */
-	pthread_rwlock_unlock(&ms(st)->lock);
+	struct mem_store *m = ms(st);
+	if (m->wtxn)
+		j_end(m, commit);
+	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
 

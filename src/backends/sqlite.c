@@ -95,10 +95,10 @@ static const char *const steps[SCHEMA_VERSION] = {schema_v1, schema_v2};
 enum {
 	Q_BEGIN_R, Q_BEGIN_W, Q_COMMIT, Q_ROLLBACK,
 	Q_INO_GET, Q_INO_UPD, Q_INO_INS, Q_INO_DEL,
-	Q_DENT_GET, Q_DENT_UPD, Q_DENT_LAST, Q_DENT_INS, Q_DENT_DEL, Q_DIR_LIST, Q_DIR_ANY,
+	Q_DENT_GET, Q_DENT_INS, Q_DENT_DEL, Q_DIR_LIST, Q_DIR_ANY,
 	Q_CH_RANGE, Q_CH_GET, Q_CH_ROWID, Q_CH_PUT, Q_CH_DEL_FROM, Q_CH_DEL_RANGE, Q_CH_TRIM,
 	Q_CH_DEL_INO,
-	Q_X_GET, Q_X_PUT, Q_X_LIST, Q_X_DEL, Q_X_DEL_INO,
+	Q_X_GET, Q_X_PUT, Q_X_LIST, Q_X_DEL, Q_X_DEL_INO, Q_FREELIST,
 	NQ
 };
 
@@ -118,10 +118,13 @@ static const char *const sql[NQ] = {
 		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[Q_INO_DEL] = "DELETE FROM inodes WHERE ino = ?1",
 	[Q_DENT_GET] = "SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2",
-	[Q_DENT_UPD] = "UPDATE dentries SET ino = ?3, type = ?4 WHERE parent = ?1 AND name = ?2",
-	[Q_DENT_LAST] = "SELECT cookie FROM dentries WHERE parent = ?1 ORDER BY cookie DESC LIMIT 1",
+	/* a new name gets the cookie after the directory's last; an existing
+	 * name keeps its cookie and is pointed at ino */
 	[Q_DENT_INS] = "INSERT INTO dentries(parent, name, ino, type, cookie) "
-		       "VALUES (?1, ?2, ?3, ?4, ?5)",
+		       "VALUES (?1, ?2, ?3, ?4, (SELECT coalesce(max(cookie), 0) + 1 "
+		       "FROM dentries WHERE parent = ?1)) "
+		       "ON CONFLICT(parent, name) DO UPDATE SET ino = excluded.ino, "
+		       "type = excluded.type",
 	[Q_DENT_DEL] = "DELETE FROM dentries WHERE parent = ?1 AND name = ?2",
 	[Q_DIR_LIST] = "SELECT name, ino, type, cookie FROM dentries "
 		       "WHERE parent = ?1 AND cookie > ?2 ORDER BY cookie",
@@ -142,6 +145,7 @@ static const char *const sql[NQ] = {
 	[Q_X_LIST] = "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
 	[Q_X_DEL] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
 	[Q_X_DEL_INO] = "DELETE FROM xattrs WHERE ino = ?1",
+	[Q_FREELIST] = "PRAGMA freelist_count",
 };
 
 struct sq_store {
@@ -158,6 +162,12 @@ struct sq_store {
 	unsigned char *buf;   /* one chunk of scratch */
 	uint64_t next_ino;
 	int64_t inode_delta;  /* inodes added in the open transaction */
+	int saw_full;         /* the open transaction hit SQLITE_FULL */
+	int ckpt_recheck;     /* WAL frames at which wal_hook looks again */
+	uint64_t page_size;
+	uint64_t host_free;   /* statvfs of the host filesystem, cached ... */
+	struct timespec host_when; /* ... as of then */
+	uint64_t reserve;     /* bytes kept free on the host filesystem (see space_ok) */
 	_Atomic uint64_t ninodes;
 	struct sq_store *next; /* the list of open stores, for the fork handler */
 };
@@ -206,6 +216,7 @@ static int sq_errno(struct sq_store *s, int rc, const char *what)
 	case SQLITE_LOCKED:
 		return -EBUSY; /* busy_timeout already waited */
 	case SQLITE_FULL:
+		s->saw_full = 1;
 		return -ENOSPC;
 	case SQLITE_NOMEM:
 		return -ENOMEM;
@@ -226,8 +237,10 @@ static int sq_errno(struct sq_store *s, int rc, const char *what)
 		return -EIO;
 	case SQLITE_IOERR: {
 		int e = s->db ? sqlite3_system_errno(s->db) : 0;
-		if (e == ENOSPC || e == EDQUOT)
+		if (e == ENOSPC || e == EDQUOT) {
+			s->saw_full = 1;
 			return -e;
+		}
 		if (rc == SQLITE_IOERR_NOMEM)
 			return -ENOMEM;
 		logmsg("%s: I/O error during %s: %s (%s)", s->path, what,
@@ -326,6 +339,31 @@ static int open_db(struct sq_store *s, int ro, sqlite3 **out, char **errmsg)
 	return SQLITE_OK;
 }
 
+/* Checkpoints, in place of SQLite's wal_autocheckpoint: when the WAL holds
+ * 8192 pages (32 MiB), or a quarter of the free space of the filesystem if
+ * that is less.  A WAL that outgrew the free space could never be copied into
+ * the database again, and the disk would stay full even for deletes. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq_store *s = arg;
+	if (frames < s->ckpt_recheck)
+		return SQLITE_OK;
+	int64_t limit = 8192;
+	struct statvfs v;
+	if (statvfs(s->path, &v) == 0) {
+		int64_t quarter = (int64_t)((uint64_t)v.f_bavail * v.f_frsize / 4096 / 4);
+		if (quarter < limit)
+			limit = quarter;
+	}
+	if (frames >= limit) {
+		int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		s->ckpt_recheck = rc == SQLITE_OK ? 64 : frames + 256;
+	} else {
+		s->ckpt_recheck = frames + 64 < (int)limit ? frames + 64 : (int)limit;
+	}
+	return SQLITE_OK;
+}
+
 /* Opens this process's connection: pragmas and the prepared statements. */
 static int connect_db(struct sq_store *s, char **errmsg)
 {
@@ -341,8 +379,12 @@ static int connect_db(struct sq_store *s, char **errmsg)
 			  "PRAGMA temp_store = MEMORY;"
 			: "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			  "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
-			  "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864;",
+			  "PRAGMA journal_size_limit = 67108864; PRAGMA secure_delete = FAST;",
 		  errmsg, s->path);
+	if (!s->ro) {
+		s->ckpt_recheck = 64;
+		sqlite3_wal_hook(db, wal_hook, s);
+	}
 	for (int i = 0; rc == SQLITE_OK && i < NQ; i++) {
 		rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL);
 		if (rc != SQLITE_OK)
@@ -397,6 +439,7 @@ static int sq_txn_begin(struct cvfs_store *st, int write)
 		return rc;
 	}
 	s->inode_delta = 0;
+	s->saw_full = 0;
 	return 0;
 }
 
@@ -411,11 +454,18 @@ static int sq_txn_end(struct cvfs_store *st, int commit)
 	}
 	if ((!commit || rc) && !sqlite3_get_autocommit(s->db))
 		run(s, Q_ROLLBACK);
+	if (s->saw_full) {
+		/* Let the WAL start over, so its (allocated) space is reused. */
+		s->saw_full = 0;
+		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
 /* ---- inodes ---- */
+
+static int space_ok(struct sq_store *s, uint64_t need);
 
 static int sq_ino_alloc(struct cvfs_store *st, uint64_t *ino)
 {
@@ -481,6 +531,9 @@ static int sq_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 	int rc = run(s, Q_INO_UPD);
 	if (rc || sqlite3_changes(s->db) > 0)
 		return rc;
+	rc = space_ok(s, 4096);
+	if (rc)
+		return rc;
 	bind_attr(s->q[Q_INO_INS], a);
 	rc = run(s, Q_INO_INS);
 	if (rc == 0) {
@@ -536,32 +589,11 @@ static int sq_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, si
 	struct sq_store *s = sq(st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENAMETOOLONG;
-	sqlite3_stmt *q = s->q[Q_DENT_UPD];
+	sqlite3_stmt *q = s->q[Q_DENT_INS];
 	sqlite3_bind_int64(q, 1, (int64_t)dir);
 	sqlite3_bind_blob(q, 2, name, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, (int64_t)ino);
 	sqlite3_bind_int64(q, 4, type);
-	int rc = run(s, Q_DENT_UPD);
-	if (rc || sqlite3_changes(s->db) > 0)
-		return rc;
-	/* A new entry: its cookie is one past the directory's last. */
-	q = s->q[Q_DENT_LAST];
-	sqlite3_bind_int64(q, 1, (int64_t)dir);
-	int64_t cookie = 1;
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		cookie = sqlite3_column_int64(q, 0) + 1;
-	sqlite3_reset(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return sq_errno(s, rc, "dent_put");
-	if (cookie > ((int64_t)1 << 62))
-		return -ENOSPC;
-	q = s->q[Q_DENT_INS];
-	sqlite3_bind_int64(q, 1, (int64_t)dir);
-	sqlite3_bind_blob(q, 2, name, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, (int64_t)ino);
-	sqlite3_bind_int64(q, 4, type);
-	sqlite3_bind_int64(q, 5, cookie);
 	return run(s, Q_DENT_INS);
 }
 
@@ -611,6 +643,47 @@ static int sq_dir_empty(struct cvfs_store *st, uint64_t dir)
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? 1 : sq_errno(s, rc, "dir_empty");
+}
+
+/* ---- space ---- */
+
+/* Free bytes: the host filesystem's plus the database's own free pages
+ * (reused before the file grows).  Inside a transaction. */
+static uint64_t free_bytes(struct sq_store *s)
+{
+	/* statvfs at most every 50 ms while far from full */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	int64_t age_ms = (now.tv_sec - s->host_when.tv_sec) * 1000 +
+			 (now.tv_nsec - s->host_when.tv_nsec) / 1000000;
+	if (age_ms > 50 || age_ms < 0 || s->host_free < 4 * s->reserve) {
+		struct statvfs v;
+		s->host_free = statvfs(s->path, &v) == 0 ? (uint64_t)v.f_bavail * v.f_frsize : 0;
+		s->host_when = now;
+	}
+	uint64_t host = s->host_free;
+	if (host >= 4 * s->reserve + (64u << 20))
+		return host; /* plenty: skip the free-page count */
+	sqlite3_stmt *q = s->q[Q_FREELIST];
+	uint64_t pages = 0;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		pages = (uint64_t)sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	return host + pages * s->page_size;
+}
+
+/* Writes that make the database grow stop `reserve` bytes short of a full
+ * disk, so the WAL can still be copied into the database (a checkpoint) and
+ * deletes, which need a little WAL, still work: a disk filled to the last
+ * byte could never be freed again.  0 or -ENOSPC. */
+static int space_ok(struct sq_store *s, uint64_t need)
+{
+	uint64_t want = need + need / 8;
+	if (free_bytes(s) < s->reserve + want)
+		return -ENOSPC;
+	/* count it against the cached figure until the next statvfs */
+	s->host_free = s->host_free > want ? s->host_free - want : 0;
+	return 0;
 }
 
 /* ---- data ---- */
@@ -738,6 +811,9 @@ static ssize_t sq_write(struct cvfs_store *st, uint64_t ino, const void *buf, si
 	size_t done = 0;
 	if (off + len < off || off + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
+	int sp = space_ok(s, len);
+	if (sp)
+		return sp;
 	while (done < len) {
 		uint64_t pos = off + done;
 		uint64_t idx = pos >> s->cshift;
@@ -875,6 +951,9 @@ static int sq_setx(struct cvfs_store *st, uint64_t ino, const char *name, const 
 		if (n == -ENODATA && (flags & XATTR_REPLACE))
 			return -ENODATA;
 	}
+	int sp = space_ok(s, size);
+	if (sp)
+		return sp;
 	sqlite3_stmt *q = s->q[Q_X_PUT];
 	sqlite3_bind_int64(q, 1, (int64_t)ino);
 	sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
@@ -926,10 +1005,20 @@ static int sq_statfs(struct cvfs_store *st, struct cvfs_statfs *out)
 	if (statvfs(s->path, &v) != 0)
 		return -errno;
 	uint64_t bs = v.f_frsize ? v.f_frsize : v.f_bsize;
+	/* The database's free pages count as free; the reserve does not. */
+	uint64_t dbfree = 0;
+	if (sq_txn_begin(st, 0) == 0) {
+		sqlite3_stmt *q = s->q[Q_FREELIST];
+		if (sqlite3_step(q) == SQLITE_ROW)
+			dbfree = (uint64_t)sqlite3_column_int64(q, 0) * s->page_size / bs;
+		sqlite3_reset(q);
+		sq_txn_end(st, 1);
+	}
+	uint64_t res = s->ro ? 0 : s->reserve / bs;
 	out->bsize = bs;
 	out->blocks = v.f_blocks;
-	out->bfree = v.f_bfree;
-	out->bavail = v.f_bavail;
+	out->bfree = v.f_bfree + dbfree;
+	out->bavail = v.f_bavail + dbfree > res ? v.f_bavail + dbfree - res : 0;
 	/* An inode costs a row of about 100 bytes: what the free space could hold. */
 	uint64_t used = atomic_load(&s->ninodes);
 	uint64_t room = (uint64_t)v.f_bavail * bs / 256;
@@ -1139,8 +1228,13 @@ static int delete_orphans(struct sq_store *s, int *count, char **errmsg)
 		sqlite3_bind_int64(s->q[Q_CH_DEL_INO], 1, ino);
 		sqlite3_bind_int64(s->q[Q_X_DEL_INO], 1, ino);
 		sqlite3_bind_int64(s->q[Q_INO_DEL], 1, ino);
-		if (run(s, Q_CH_DEL_INO) || run(s, Q_X_DEL_INO) || run(s, Q_INO_DEL)) {
-			rc = SQLITE_ERROR;
+		int e = run(s, Q_CH_DEL_INO);
+		if (e == 0)
+			e = run(s, Q_X_DEL_INO);
+		if (e == 0)
+			e = run(s, Q_INO_DEL);
+		if (e) {
+			rc = e == -ENOSPC ? SQLITE_FULL : SQLITE_ERROR;
 			break;
 		}
 		(*count)++;
@@ -1174,8 +1268,11 @@ static int load_state(struct sq_store *s, char **errmsg)
 		s->next_ino = v >= 1 ? (uint64_t)v + 1 : 2;
 		rc = query_i64(s->db, "SELECT count(*) FROM inodes", &v);
 	}
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
 		atomic_store(&s->ninodes, (uint64_t)v);
+		rc = query_i64(s->db, "PRAGMA page_size", &v);
+		s->page_size = v > 0 ? (uint64_t)v : 4096;
+	}
 	else if (errmsg && !*errmsg)
 		set_err(errmsg, "%s: reading the database: %s", s->path, sqlite3_errmsg(s->db));
 	return rc;
@@ -1268,7 +1365,14 @@ int cvfs_sqlite_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_stor
 			err = -EINVAL;
 			goto fail;
 		}
-		if (!ro && ((sb.st_mode & 0222) == 0 || access(s->path, W_OK) != 0)) {
+		int werr = ro || access(s->path, W_OK) == 0 ? 0 : errno;
+		if (werr == EROFS) {
+			set_err(errmsg, "%s is on a read-only filesystem; mount it with -r "
+				"(--readonly)", given);
+			err = -EROFS;
+			goto fail;
+		}
+		if (!ro && ((sb.st_mode & 0222) == 0 || werr)) {
 			set_err(errmsg, "%s is read-only (mode %04o); mount it with -r (--readonly), "
 				"or make it writable", given, (unsigned)(sb.st_mode & 07777));
 			err = -EROFS;
@@ -1430,13 +1534,27 @@ int cvfs_sqlite_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_stor
 	}
 	if (!ro) {
 		int n;
-		if (delete_orphans(s, &n, errmsg) != SQLITE_OK) {
+		int rc = delete_orphans(s, &n, errmsg);
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_FULL) {
 			err = -EIO;
 			goto fail;
+		}
+		if (rc != SQLITE_OK) {
+			/* A full disk: they go at a later mount, no reason to refuse this one. */
+			logmsg("%s: orphaned inodes kept for now: the disk is full", s->path);
+			free(*errmsg);
+			*errmsg = NULL;
 		}
 		if (n)
 			atomic_fetch_sub(&s->ninodes, (uint64_t)n);
 	}
+	struct statvfs hv;
+	uint64_t fsz = statvfs(s->path, &hv) == 0 ? (uint64_t)hv.f_blocks * hv.f_frsize : 0;
+	s->reserve = fsz / 16;
+	if (s->reserve < (1u << 20))
+		s->reserve = 1u << 20;
+	if (s->reserve > (64u << 20))
+		s->reserve = 64u << 20;
 	s->buf = malloc(s->csize);
 	if (!s->buf) {
 		err = -ENOMEM;

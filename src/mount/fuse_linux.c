@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -848,6 +849,18 @@ int cvfs_mount_prepare(const char *mountpoint, char **errmsg)
 		}
 		char *real = realpath(mountpoint, NULL);
 		int busy = real && is_mount_point(real);
+		struct statfs sfs;
+		/* stat() of a dead FUSE mount can succeed from the attribute
+		 * cache; statfs always asks the daemon. */
+		if (busy && statfs(real, &sfs) != 0 && errno == ENOTCONN) {
+			free(real);
+			if (lazy_unmount(mountpoint) == 0 && stat(mountpoint, &st) == 0 &&
+			    S_ISDIR(st.st_mode))
+				return 0;
+			set_err(errmsg, "%s: a dead mount is in the way and could not be cleared%s",
+				mountpoint, " (try: fusermount3 -uz DIR)");
+			return -ENOTCONN;
+		}
 		free(real);
 		if (busy) {
 			set_err(errmsg, "%s is already mounted (unmount it first: fusermount3 -u %s)",
