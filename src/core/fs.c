@@ -46,6 +46,7 @@ struct cvfs_fs {
 
 	pthread_mutex_t ref_lock;
 	struct cvfs_htab refs; /* struct iref by ino; protected by ref_lock */
+	struct ohandle *open;  /* every handle not yet released; protected by ref_lock */
 
 	pthread_mutex_t notify_lock;
 	struct cvfs_fs_notify notify; /* protected by notify_lock, held while calling it */
@@ -56,6 +57,15 @@ struct cvfs_fs {
 	pthread_mutex_t name_lock;
 	struct cvfs_htab names; /* struct iname by ino; protected by name_lock */
 };
+
+/* A handle, on the list of open ones: the kernel may never send the release
+ * of some (a daemon stopped by a signal), and cvfs_fs_free releases those. */
+struct ohandle {
+	struct cvfs_handle h; /* first: a struct cvfs_handle * is a struct ohandle * */
+	struct ohandle *prev, *next;
+};
+
+static void release(struct cvfs_fs *fs, struct cvfs_handle *fh, int file);
 
 struct iname {
 	struct cvfs_hnode h;
@@ -421,10 +431,18 @@ static int dir_is_empty(struct cvfs_fs *fs, uint64_t ino);
 static int do_init_root(struct cvfs_fs *fs)
 {
 	int rc;
+	struct cvfs_attr a;
+	/* Look first, read-only: a read-only store refuses write transactions. */
+	TXN(fs, 0, { rc = fs->ops->inode_get(fs->st, CVFS_ROOT_INO, &a); });
+	if (rc == 0)
+		return S_ISDIR(a.mode) ? 0 : -ENOTDIR;
+	if (rc != -ENOENT)
+		return rc;
+	/* A new store gets its root even for a read-only mount (the memory store
+	 * always starts empty); a store that cannot take it says EROFS. */
 	TXN(fs, 1, {
-		struct cvfs_attr a;
 		rc = fs->ops->inode_get(fs->st, CVFS_ROOT_INO, &a);
-		if (rc == -ENOENT && !fs->cfg.readonly) {
+		if (rc == -ENOENT) {
 			int64_t now = cvfs_now_ns();
 			memset(&a, 0, sizeof(a));
 			a.ino = CVFS_ROOT_INO;
@@ -584,6 +602,9 @@ void cvfs_fs_free(struct cvfs_fs *fs)
 {
 	if (!fs)
 		return;
+	/* Handles whose release never came (stopped by a signal, forced unmount). */
+	while (fs->open)
+		release(fs, &fs->open->h, !(fs->open->h.flags & O_DIRECTORY));
 	/* Orphans still referenced at the end go now. */
 	size_t pos = 0;
 	struct cvfs_hnode *p = fs->refs.b ? cvfs_htab_next(&fs->refs, &pos, NULL) : NULL;
@@ -1411,14 +1432,35 @@ int cvfs_fs_rename(struct cvfs_fs *fs, uint64_t parent, const char *name, uint64
 
 /* ---- files ---- */
 
-static struct cvfs_handle *handle_new(uint64_t ino, int flags)
+static struct cvfs_handle *handle_new(struct cvfs_fs *fs, uint64_t ino, int flags)
 {
-	struct cvfs_handle *h = calloc(1, sizeof(*h));
-	if (h) {
-		h->ino = ino;
-		h->flags = flags;
-	}
-	return h;
+	struct ohandle *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->h.ino = ino;
+	o->h.flags = flags;
+	pthread_mutex_lock(&fs->ref_lock);
+	o->next = fs->open;
+	if (fs->open)
+		fs->open->prev = o;
+	fs->open = o;
+	pthread_mutex_unlock(&fs->ref_lock);
+	return &o->h;
+}
+
+static void handle_free(struct cvfs_fs *fs, struct cvfs_handle *h)
+{
+	struct ohandle *o = (struct ohandle *)h;
+	pthread_mutex_lock(&fs->ref_lock);
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		fs->open = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	pthread_mutex_unlock(&fs->ref_lock);
+	free(h->path);
+	free(o);
 }
 
 static int open_mode_ok(struct cvfs_fs *fs, const struct cvfs_attr *a, int flags)
@@ -1479,12 +1521,12 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 	name_set(fs, out->ino, parent, name, len);
 	if (fs->ops->open && (rc = fs->ops->open(fs->st, out->ino, flags)))
 		return rc;
-	*fh = handle_new(out->ino, flags);
+	*fh = handle_new(fs, out->ino, flags);
 	if (!*fh)
 		return -ENOMEM;
 	rc = ref_get(fs, out->ino, 1, 1);
 	if (rc) {
-		free(*fh);
+		handle_free(fs, *fh);
 		*fh = NULL;
 	}
 	return rc;
@@ -1522,12 +1564,12 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 	refund(fs, (int64_t)cut, 0);
 	if (fs->ops->open && (rc = fs->ops->open(fs->st, ino, flags)))
 		return rc;
-	*fh = handle_new(ino, flags);
+	*fh = handle_new(fs, ino, flags);
 	if (!*fh)
 		return -ENOMEM;
 	rc = ref_get(fs, ino, 0, 1);
 	if (rc) {
-		free(*fh);
+		handle_free(fs, *fh);
 		*fh = NULL;
 	}
 	return rc;
@@ -1621,8 +1663,7 @@ static void release(struct cvfs_fs *fs, struct cvfs_handle *fh, int file)
 	if (file && fs->ops->release)
 		fs->ops->release(fs->st, fh->ino);
 	ref_put(fs, fh->ino, 0, 1);
-	free(fh->path);
-	free(fh);
+	handle_free(fs, fh);
 }
 
 void cvfs_fs_release(struct cvfs_fs *fs, struct cvfs_handle *fh)
@@ -1694,12 +1735,12 @@ int cvfs_fs_opendir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_handle **fh)
 	});
 	if (rc)
 		return rc;
-	*fh = handle_new(ino, O_RDONLY | O_DIRECTORY);
+	*fh = handle_new(fs, ino, O_RDONLY | O_DIRECTORY);
 	if (!*fh)
 		return -ENOMEM;
 	rc = ref_get(fs, ino, 0, 1);
 	if (rc) {
-		free(*fh);
+		handle_free(fs, *fh);
 		*fh = NULL;
 	}
 	return rc;

@@ -29,8 +29,8 @@ cvfs_mount() {
 			return 0
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
-			wait "$pid"
-			local rc=$?
+			local rc=0
+			wait "$pid" || rc=$?
 			echo "cvfs_mount: daemon for $dir exited with $rc before mounting:" >&2
 			cat "$dir.log" >&2
 			unset "CVFS_PIDS[$dir]"

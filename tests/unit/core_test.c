@@ -1780,14 +1780,20 @@ static void t_readonly(void)
 	free(after);
 	cvfs_fs_free(fs);
 	fs = NULL;
-	/* readonly over an empty store: no root can be made */
+	/* readonly over an empty store (a fresh memory store with -r): the root
+	 * is made, and it is an empty directory that refuses changes */
 	f = fake_new(NULL, 0);
 	struct cvfs_fs *fs2 = NULL;
 	int rc = cvfs_fs_new(&f->base, &ro, &fs2);
-	CHECK(rc < 0 && fs2 == NULL, "readonly over an empty store -> %d", rc);
-	note("readonly over an empty store: %s", rc ? strerror(-rc) : "ok");
-	if (fs2)
+	CHECK(rc == 0 && fs2 != NULL, "readonly over an empty store -> %d", rc);
+	if (fs2) {
+		struct cvfs_attr ra;
+		CHECK(cvfs_fs_getattr(fs2, 1, &ra) == 0 && S_ISDIR(ra.mode) && ra.nlink == 2,
+		      "root of a readonly empty store");
+		CHECK(cvfs_fs_mknod(fs2, &cred, 1, "x", S_IFREG | 0644, 0, &ra) == -EROFS,
+		      "mknod on a readonly empty store");
 		cvfs_fs_free(fs2);
+	}
 out:
 	if (h)
 		cvfs_fs_release(fs, h);
