@@ -7,6 +7,13 @@ missing=()
 for p in $(grep -v '^#' scripts/debian-packages.txt); do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm (for the S3 test server, s3rver from npm): Debian's, unless
+# a node with npm is already installed (e.g. from NodeSource; the packages conflict).
+if ! command -v npm >/dev/null 2>&1; then
+	for p in nodejs npm; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps: installing ${missing[*]}" >&2
 sudo=""

@@ -1,0 +1,117 @@
+# s3rver helpers for the S3 store's tests.  Source after mount.sh.
+#
+#   s3_require            exit 77 unless the s3 store is built in and node/npm can
+#                         run s3rver (installed on demand into $CVFS_NPM_DIR,
+#                         default /var/tmp/chuk-vfs-npm)
+#   s3_start [PORT]       start s3rver on 127.0.0.1 (a free port unless given) with
+#                         the data dir $S3_DATA (a fresh temp dir unless set) and the
+#                         bucket $S3_BUCKET; sets S3_PORT, S3_URL, S3_PID
+#   s3_stop               stop it (by its PID) and wait
+#   s3_mount DIR [args]   cvfs_mount DIR -b s3 --bucket $S3_BUCKET --endpoint-url $S3_URL
+#   s3_aws ARGS...        aws --endpoint-url $S3_URL ARGS...
+#   s3_cleanup            stop s3rver, remove the temp dirs (part of the EXIT trap)
+#
+# s3rver accepts the access key S3RVER (secret S3RVER); these are exported.
+
+: "${CVFS_NPM_DIR:=/var/tmp/chuk-vfs-npm}"
+: "${S3_BUCKET:=cvfs-test}"
+S3RVER_VERSION=3.7.1
+S3_PID="" S3_PORT="" S3_URL="" S3_OWN_DATA=""
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
+
+s3_require() {
+	local out probe
+	probe=$(mktemp -d /tmp/cvfs-s3-probe.XXXXXX)
+	out=$("$CVFS_MOUNT_BIN" -f -m "$probe" -b s3 2>&1) || true
+	rmdir "$probe" 2>/dev/null || true
+	if grep -q "not built" <<<"$out"; then
+		echo "SKIP: the s3 store is not built in" >&2
+		exit 77
+	fi
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		echo "SKIP: node and npm are needed for s3rver" >&2
+		exit 77
+	fi
+	S3RVER_BIN=$CVFS_NPM_DIR/node_modules/s3rver/bin/s3rver.js
+	if [ ! -f "$S3RVER_BIN" ]; then
+		mkdir -p "$CVFS_NPM_DIR"
+		if ! (cd "$CVFS_NPM_DIR" && timeout 600 npm install --no-audit --no-fund \
+			"s3rver@$S3RVER_VERSION" >npm-install.log 2>&1); then
+			echo "SKIP: npm install s3rver@$S3RVER_VERSION failed (see $CVFS_NPM_DIR/npm-install.log)" >&2
+			exit 77
+		fi
+	fi
+}
+
+s3_free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+s3_start() {
+	S3_PORT=${1:-${S3_PORT:-$(s3_free_port)}}
+	if [ -z "${S3_DATA:-}" ]; then
+		S3_DATA=$(mktemp -d /tmp/cvfs-s3rver.XXXXXX)
+		S3_OWN_DATA=$S3_DATA
+	fi
+	S3_URL=http://127.0.0.1:$S3_PORT
+	# s3rver 3.7.1 makes continuation tokens (listings past 1000 keys) with
+	# DES, which OpenSSL 3 only has in its legacy provider.
+	node --openssl-legacy-provider "$S3RVER_BIN" -d "$S3_DATA" -a 127.0.0.1 -p "$S3_PORT" --silent \
+		--configure-bucket "$S3_BUCKET" >>"$S3_DATA.log" 2>&1 &
+	S3_PID=$!
+	local i
+	for ((i = 0; i < 150; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+			return 0
+		fi
+		if ! kill -0 "$S3_PID" 2>/dev/null; then
+			echo "s3rver exited at start:" >&2
+			cat "$S3_DATA.log" >&2
+			S3_PID=""
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "s3rver did not listen on $S3_PORT within 15 s" >&2
+	return 1
+}
+
+s3_stop() {
+	[ -n "$S3_PID" ] || return 0
+	kill "$S3_PID" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$S3_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$S3_PID" 2>/dev/null || true
+	wait "$S3_PID" 2>/dev/null || true
+	S3_PID=""
+}
+
+s3_mount() {
+	local dir=$1
+	shift
+	cvfs_mount "$dir" -b s3 --bucket "$S3_BUCKET" --endpoint-url "$S3_URL" "$@"
+}
+
+s3_aws() {
+	aws --endpoint-url "$S3_URL" "$@"
+}
+
+s3_cleanup() {
+	s3_stop
+	if [ -n "$S3_OWN_DATA" ]; then
+		rm -rf "$S3_OWN_DATA" "$S3_OWN_DATA.log"
+	fi
+}
