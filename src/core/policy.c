@@ -649,7 +649,7 @@ int cvfs_policy_set(struct cvfs_policy *p, const char *key, const char *value, c
 			    key);
 	if (!value)
 		return fail(errmsg, -EINVAL, "%s: no value", key);
-	uint64_t n;
+	uint64_t n = 0;
 	int rc;
 	switch (k->kind) {
 	case K_BOOL:
