@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"  -o opt[,opt...]        options: cache_timeout=SECONDS, uid=N, gid=N, umask=OOO,\n"
 		"                         writeback / no_writeback, threads=N, size=BYTES (memory),\n"
 		"                         backend=NAME, db_path=, redis_url=, redis_prefix=, bucket=,\n"
-		"                         s3_prefix=, region=, endpoint_url=; others go to FUSE\n"
+		"                         s3_prefix=, region=, endpoint_url=, store.KEY=VALUE (any\n"
+		"                         option of the store, see docs/); others go to FUSE\n"
 		"      --db-path FILE     sqlite: the database (default virtual_fs.db)\n"
 		"      --redis-url URL    redis: redis://[user:pass@]host[:port][/db] or unix:///path\n"
 		"      --redis-prefix P   redis: key prefix (default chuk_vfs:)\n"
@@ -165,6 +166,8 @@ static const struct {
 	{"db_path", "path"},     {"redis_url", "url"}, {"redis_prefix", "prefix"},
 	{"bucket", "bucket"},    {"s3_prefix", "prefix"}, {"region", "region"},
 	{"endpoint_url", "endpoint"}, {"size", "size"},
+	{"redis_connect_timeout", "connect_timeout"}, {"redis_timeout", "timeout"},
+	{"redis_connections", "connections"}, {"redis_dir_cache", "dir_cache"},
 };
 
 /* Options the mount(8) helper passes that mean nothing to FUSE. */
@@ -223,6 +226,10 @@ static int parse_o(struct cfg *c, const char *list)
 			if (parse_uint(val, 10, &t) || t == 0 || t > 1024)
 				return die("bad threads '%s' (1..1024)", val);
 			c->mo.threads = (int)t;
+		} else if (klen > 6 && strncmp(o, "store.", 6) == 0 && val) {
+			/* -o store.KEY=VALUE: any option of the store, as is */
+			*eq = 0;
+			add_sopt(c, o + 6, val);
 		} else {
 			int store = 0;
 			for (size_t i = 0; i < sizeof(store_keys) / sizeof(store_keys[0]); i++) {

@@ -93,7 +93,7 @@ static const char *const steps[SCHEMA_VERSION] = {schema_v1, schema_v2};
 /* ---- statements, prepared once per connection ---- */
 
 enum {
-	Q_BEGIN_R, Q_BEGIN_W, Q_COMMIT, Q_ROLLBACK,
+	Q_BEGIN_R, Q_BEGIN_W, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
 	Q_INO_GET, Q_INO_UPD, Q_INO_INS, Q_INO_DEL,
 	Q_DENT_GET, Q_DENT_INS, Q_DENT_DEL, Q_DIR_LIST, Q_DIR_ANY,
 	Q_CH_RANGE, Q_CH_GET, Q_CH_ROWID, Q_CH_PUT, Q_CH_DEL_FROM, Q_CH_DEL_RANGE, Q_CH_TRIM,
@@ -110,6 +110,9 @@ static const char *const sql[NQ] = {
 	[Q_BEGIN_W] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT op",
+	[Q_RELEASE] = "RELEASE op",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO op",
 	[Q_INO_GET] = "SELECT " ATTR_COLS " FROM inodes WHERE ino = ?1",
 	[Q_INO_UPD] = "UPDATE inodes SET mode = ?2, nlink = ?3, uid = ?4, gid = ?5, size = ?6, "
 		      "parent = ?7, rdev = ?8, generation = ?9, flags = ?10, atime_ns = ?11, "
@@ -170,7 +173,20 @@ struct sq_store {
 	uint64_t reserve;     /* bytes kept free on the host filesystem (see space_ok) */
 	_Atomic uint64_t ninodes;
 	struct sq_store *next; /* the list of open stores, for the fork handler */
+	/* Group commit (see sq_txn_begin).  Under lock. */
+	int group;            /* a write transaction holds finished operations */
+	int op_write;         /* the running operation is a savepoint in it */
+	unsigned group_ops;
+	int commit_err;       /* a group commit failed: told at the next sync */
+	pthread_cond_t wake;  /* the committer waits for a group */
+	pthread_t committer;
+	pid_t committer_pid;  /* 0: none (a fork leaves the child without one) */
+	int stop;
 };
+
+/* A group is committed at most this long after its first operation. */
+#define GROUP_NS 3000000
+#define GROUP_MAX_OPS 512
 
 static inline struct sq_store *sq(struct cvfs_store *st)
 {
@@ -399,6 +415,8 @@ static int connect_db(struct sq_store *s, char **errmsg)
 	return 0;
 }
 
+static int group_commit(struct sq_store *s);
+
 /* Every open store, so a fork can close their connections first. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sq_store *reg_head;
@@ -409,6 +427,8 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&reg_lock);
 	for (struct sq_store *s = reg_head; s; s = s->next) {
 		pthread_mutex_lock(&s->lock);
+		if (s->db)
+			group_commit(s);
 		disconnect(s);
 	}
 }
@@ -425,21 +445,102 @@ static void fork_register(void)
 	pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
-/* ---- transactions ---- */
+/* ---- transactions ----
+ *
+ * Group commit.  Each write operation of the core is a SAVEPOINT inside one
+ * SQLite write transaction that stays open for at most GROUP_NS (or
+ * GROUP_MAX_OPS operations): an operation that fails rolls back to its
+ * savepoint, so every operation is still all-or-nothing, and a crash loses
+ * whole operations only — the last few milliseconds of those not fsynced.
+ * A committer thread commits the group; sync (fsync on the mount), a fork
+ * and close commit at once.  One commit then writes each touched page once
+ * for many operations, instead of once per operation.  Read transactions
+ * run inside the open group (they see its changes) or on their own.
+ */
+
+static int group_commit(struct sq_store *s)
+{
+	if (!s->group)
+		return 0;
+	int rc = run(s, Q_COMMIT);
+	if (rc) {
+		if (!sqlite3_get_autocommit(s->db))
+			run(s, Q_ROLLBACK);
+		s->commit_err = rc;
+		logmsg("%s: a group of %u operations could not be committed: %s", s->path,
+		       s->group_ops, strerror(-rc));
+	}
+	s->group = 0;
+	s->group_ops = 0;
+	if (s->saw_full) {
+		/* Let the WAL start over, so its (allocated) space is reused. */
+		s->saw_full = 0;
+		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	return rc;
+}
+
+static void *committer_main(void *arg)
+{
+	struct sq_store *s = arg;
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		if (!s->group) {
+			pthread_cond_wait(&s->wake, &s->lock);
+			continue;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += GROUP_NS;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!s->stop && pthread_cond_timedwait(&s->wake, &s->lock, &until) == 0)
+			;
+		if (s->db)
+			group_commit(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Under lock: a committer thread of this process, started on first need. */
+static int committer_running(struct sq_store *s)
+{
+	if (s->committer_pid == getpid())
+		return 1;
+	s->stop = 0;
+	if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
+		return 0;
+	s->committer_pid = getpid();
+	return 1;
+}
 
 static int sq_txn_begin(struct cvfs_store *st, int write)
 {
 	struct sq_store *s = sq(st);
 	pthread_mutex_lock(&s->lock);
 	int rc = connect_db(s, NULL);
-	if (rc == 0)
-		rc = run(s, write && !s->ro ? Q_BEGIN_W : Q_BEGIN_R);
+	if (rc == 0 && write && !s->ro) {
+		if (!s->group) {
+			rc = run(s, Q_BEGIN_W);
+			if (rc == 0) {
+				s->group = 1;
+				pthread_cond_signal(&s->wake);
+			}
+		}
+		if (rc == 0)
+			rc = run(s, Q_SAVEPOINT);
+		s->op_write = rc == 0;
+	} else if (rc == 0 && !s->group) {
+		rc = run(s, Q_BEGIN_R);
+	}
 	if (rc) {
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
 	s->inode_delta = 0;
-	s->saw_full = 0;
 	return 0;
 }
 
@@ -447,17 +548,30 @@ static int sq_txn_end(struct cvfs_store *st, int commit)
 {
 	struct sq_store *s = sq(st);
 	int rc = 0;
-	if (commit) {
-		rc = run(s, Q_COMMIT);
-		if (rc == 0 && s->inode_delta)
-			atomic_fetch_add(&s->ninodes, (uint64_t)s->inode_delta);
-	}
-	if ((!commit || rc) && !sqlite3_get_autocommit(s->db))
-		run(s, Q_ROLLBACK);
-	if (s->saw_full) {
-		/* Let the WAL start over, so its (allocated) space is reused. */
-		s->saw_full = 0;
-		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (s->op_write) {
+		s->op_write = 0;
+		if (commit)
+			rc = run(s, Q_RELEASE);
+		if (!commit || rc) {
+			run(s, Q_ROLLBACK_TO);
+			run(s, Q_RELEASE);
+		}
+		if (commit && rc == 0) {
+			if (s->inode_delta)
+				atomic_fetch_add(&s->ninodes, (uint64_t)s->inode_delta);
+			s->group_ops++;
+		}
+		if (s->saw_full || s->group_ops >= GROUP_MAX_OPS || !committer_running(s)) {
+			int crc = group_commit(s);
+			if (rc == 0)
+				rc = crc;
+		}
+	} else if (!s->group) {
+		/* a read transaction of its own */
+		if (commit)
+			rc = run(s, Q_COMMIT);
+		if ((!commit || rc) && !sqlite3_get_autocommit(s->db))
+			run(s, Q_ROLLBACK);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -1039,6 +1153,11 @@ static int sq_sync(struct cvfs_store *st, uint64_t ino, int datasync)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	int rc = connect_db(s, NULL);
+	if (rc == 0 && s->group)
+		rc = group_commit(s);
+	if (rc == 0 && s->commit_err)
+		rc = s->commit_err;
+	s->commit_err = 0;
 	if (rc == 0) {
 		sqlite3_file *f = NULL;
 		int r = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
@@ -1067,6 +1186,15 @@ static void sq_free(struct cvfs_store *st)
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
+	if (s->committer_pid == getpid()) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = 1;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->committer, NULL);
+	}
+	if (s->db)
+		group_commit(s);
 	if (s->db && !s->ro) {
 		/* Copy the WAL into the database (fsynced) and empty it: after an
 		 * unmount the file alone holds everything. */
@@ -1076,6 +1204,7 @@ static void sq_free(struct cvfs_store *st)
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* after SQLite's own descriptors: its locks stay intact */
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
 	free(s->buf);
 	free(s->path);
 	free(s);
@@ -1341,6 +1470,7 @@ int cvfs_sqlite_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_stor
 	s->lockfd = -1;
 	s->ro = ro;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
 	int err = 0, created = 0;
 
 	s->path = abs_path(given, errmsg);

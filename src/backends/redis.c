@@ -1,0 +1,3050 @@
+/*
+ * The Redis store: the whole filesystem (metadata and data) in one Redis
+ * database under a key prefix, so several mounts on one server and prefix
+ * share one filesystem.  The key scheme, atomicity and coherence rules are in
+ * docs/redis.md; in short (P is the prefix):
+ *
+ *   P format          "chuk-vfs/redis 1 chunk=N": refuses foreign prefixes
+ *   P ino, P eid      counters: inode numbers and listing cookies, handed out
+ *                     in batches of ALLOC_BATCH per client (INCRBY)
+ *   P nfiles          how many inodes exist (statfs)
+ *   P clients         counter giving each client its id
+ *   P i:INO           hash: the inode record (mode nlink uid ... btime)
+ *   P d:DIR           hash: name -> "INO TYPE COOKIE" (names binary-safe)
+ *   P l:DIR           sorted set: score COOKIE, member "INO:TYPE:NAME"
+ *   P c:INO:IDX       string: bytes [IDX*N, (IDX+1)*N) of the file; missing or
+ *                     short chunks read as zeros (holes)
+ *   P k:INO           sorted set of the chunk indexes that exist
+ *   P x:INO           hash: xattr name -> value
+ *   P chg             pub/sub channel of the change feed
+ *
+ * Transactions are optimistic: a write transaction WATCHes each key before it
+ * reads it (WATCH and the read go in one pipelined round trip), keeps its
+ * writes in a local overlay that its own reads see, and at commit sends
+ * MULTI, the writes, a PUBLISH of what changed, EXEC in one round trip.  A nil
+ * EXEC means a watched key changed: txn_end returns -EAGAIN and the core runs
+ * the operation again.  Write transactions of this process are serialised by
+ * a mutex (they would only conflict on the parent directories anyway); read
+ * transactions run concurrently on a small pool of connections.
+ *
+ * Failures: every connection has a connect and a command timeout; a dead or
+ * stopped server makes the current call fail with -ETIMEDOUT or -EIO, and
+ * then a breaker fails further transactions at once for a short while, with
+ * one transaction at a time probing the server, so no call waits more than
+ * about one command timeout.  Broken connections are re-made at the next
+ * transaction.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends.h"
+#include "cvfs/store.h"
+
+#define FORMAT_TAG "chuk-vfs/redis"
+#define FORMAT_VERSION 1
+#define DEF_CHUNK 65536u
+#define ALLOC_BATCH 64
+#define LIST_BATCH 256
+#define PREFETCH_MAX 64
+#define ENUM_MAX 256 /* chunks enumerated from the size; beyond, read P k:INO */
+#define DEF_POOL 8
+#define BREAKER_MS 1000
+#define DC_SLOTS 4096     /* directory-record cache, direct-mapped */
+#define DEF_DC_TTL_MS 2000
+
+typedef unsigned long long ull;
+
+/* ---- small buffers ---- */
+
+/* Commands in Redis protocol, formatted and waiting to be sent. */
+struct obuf {
+	char *p;
+	size_t n, cap;
+	int ncmd;
+};
+
+static int ob_raw(struct obuf *b, const char *s, size_t n)
+{
+	if (b->n + n > b->cap) {
+		size_t nc = b->cap ? b->cap : 4096;
+		while (nc < b->n + n)
+			nc *= 2;
+		char *p = realloc(b->p, nc);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	return 0;
+}
+
+static int ob_cmd(struct obuf *b, const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -ENOMEM;
+	int rc = ob_raw(b, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	if (rc == 0)
+		b->ncmd++;
+	return rc;
+}
+
+static int ob_argv(struct obuf *b, int argc, const char **argv, const size_t *lens)
+{
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0)
+		return -ENOMEM;
+	int rc = ob_raw(b, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	if (rc == 0)
+		b->ncmd++;
+	return rc;
+}
+
+static void ob_reset(struct obuf *b)
+{
+	b->n = 0;
+	b->ncmd = 0;
+	if (b->cap > (4u << 20)) { /* do not keep a big write's buffer */
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elsz)
+{
+	if (need <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 16;
+	while (nc < need)
+		nc *= 2;
+	void *p = realloc(*arr, nc * elsz);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = nc;
+	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec deadline_after(const struct timeval *tv)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += tv->tv_sec;
+	ts.tv_nsec += (long)tv->tv_usec * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* ---- the store ---- */
+
+struct rurl {
+	int is_unix;
+	char host[256];
+	int port;
+	char path[PATH_MAX];
+	char user[256];
+	char pass[512];
+	int db;
+};
+
+/* A process-wide cache of directory records (attributes only), so a lookup or
+ * a create need not re-read the parent.  Only while the change feed is live
+ * (other clients' changes evict entries) and for at most dc_ttl ms.  Write
+ * transactions re-read what they took from it under WATCH in their next
+ * round trip and fail with -EAGAIN if it had changed. */
+struct dcslot {
+	uint64_t ino, seq;
+	int64_t expires;
+	int valid;
+	struct cvfs_attr a;
+};
+
+struct rconn {
+	redisContext *c;
+	int in_use;
+	int used;         /* has served a transaction: may have gone stale */
+	int need_unwatch; /* left WATCHes behind (an aborted or read-only write txn) */
+};
+
+struct rstore {
+	struct cvfs_store base;
+	struct rurl url;
+	char where[PATH_MAX + 300]; /* for messages, no password */
+	char *prefix;
+	size_t plen;
+	struct timeval cto, cmdto;
+	uint32_t chunk;
+	int readonly;
+	ull client_id;
+
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cv;
+	struct rconn *conns;
+	int nconns;
+
+	pthread_mutex_t wlock; /* serialises write transactions */
+	/* Read transactions hold it shared; a commit (EXEC) holds it exclusive:
+	 * no reader of this process sees another thread's commit land between
+	 * its reads.  Other clients' commits are caught by the record check in
+	 * data_read (-EAGAIN). */
+	pthread_rwlock_t iso;
+
+	pthread_mutex_t brk_lock; /* the breaker */
+	int down, down_err, probing;
+	int64_t next_probe;
+
+	pthread_mutex_t alloc_lock;
+	ull ino_next, ino_end, eid_next, eid_end;
+
+	/* the change feed */
+	pthread_t wthr;
+	int wstarted;
+	atomic_int wstop;
+	cvfs_change_cb cb;
+	void *cbarg;
+
+	atomic_ullong roundtrips, txns; /* CVFS_REDIS_STATS=1 prints them at the end */
+
+	pthread_mutex_t dc_lock;
+	struct dcslot *dc;
+	uint64_t dc_epoch;
+	int feed_live;
+	int dc_ttl_ms; /* 0: no cache */
+};
+
+static inline struct rstore *rs(struct cvfs_store *st)
+{
+	return (struct rstore *)st;
+}
+
+#define PFX(s) (s)->prefix, (s)->plen
+
+/* ---- transactions: the per-thread state ---- */
+
+struct ient { /* an inode seen or changed by this transaction */
+	uint64_t ino;
+	uint8_t present, orig, dirty;
+	uint64_t orig_size;
+	struct cvfs_attr a;
+};
+
+struct dent { /* a directory entry seen or changed */
+	uint64_t dir;
+	uint8_t present, orig, dirty;
+	uint16_t len;
+	uint64_t ino, oino, cookie, ocookie;
+	uint32_t type, otype;
+	char name[CVFS_NAME_MAX];
+};
+
+struct xent { /* an xattr seen or changed */
+	uint64_t ino;
+	char *name;
+	uint8_t present, orig, dirty;
+	size_t vlen;
+	char *val;
+};
+
+enum { DOP_SETRANGE, DOP_SET, DOP_DEL, DOP_CUT };
+struct dop { /* a data change, in order */
+	int kind;
+	uint64_t ino, idx; /* DOP_CUT: every chunk >= idx goes */
+	uint32_t off;      /* SETRANGE */
+	size_t len;
+	char *buf;
+	uint64_t *idxs; /* DOP_CUT: the chunk keys to delete */
+	size_t nidx;
+};
+
+struct idel { /* an inode to delete at commit */
+	uint64_t ino;
+	uint64_t *idxs;
+	size_t nidx;
+};
+
+struct rtxn {
+	struct rstore *s;
+	struct rconn *k;
+	int write, probe, sent_ok;
+	int unwatch; /* send UNWATCH first: the connection kept an earlier txn's WATCHes */
+	int stale;   /* a cached directory record turned out changed: commit says -EAGAIN */
+	struct dval {
+		uint64_t ino;
+		struct cvfs_attr a;
+	} *val; /* cached records to re-read under WATCH with the next round trip */
+	size_t nval, capval;
+	struct obuf pre;
+	struct ient *in;
+	size_t nin, capin;
+	struct dent *de;
+	size_t nde, capde;
+	struct xent *xe;
+	size_t nxe, capxe;
+	struct dop *dops;
+	size_t ndop, capdop;
+	struct idel *dels;
+	size_t ndel, capdel;
+	uint64_t *pf; /* inodes of the listing batch (readdirplus prefetch) */
+	size_t npf, cappf;
+	uint64_t empty_dir;
+	struct obuf ob;
+};
+
+static pthread_key_t txn_key;
+static pthread_once_t txn_once = PTHREAD_ONCE_INIT;
+
+static void txn_clear(struct rtxn *t);
+
+static void txn_destroy(void *p)
+{
+	struct rtxn *t = p;
+	txn_clear(t);
+	free(t->in);
+	free(t->de);
+	free(t->xe);
+	free(t->dops);
+	free(t->dels);
+	free(t->pf);
+	free(t->ob.p);
+	free(t->pre.p);
+	free(t->val);
+	free(t);
+}
+
+static void txn_key_init(void)
+{
+	pthread_key_create(&txn_key, txn_destroy);
+}
+
+static struct rtxn *thread_txn(void)
+{
+	pthread_once(&txn_once, txn_key_init);
+	struct rtxn *t = pthread_getspecific(txn_key);
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (t && pthread_setspecific(txn_key, t)) {
+			free(t);
+			t = NULL;
+		}
+	}
+	return t;
+}
+
+/* The transaction this thread runs on st, or NULL. */
+static struct rtxn *cur(struct cvfs_store *st)
+{
+	struct rtxn *t = pthread_getspecific(txn_key);
+	return t && t->s == rs(st) ? t : NULL;
+}
+
+#define TXN_OR_FAIL(t, st)                                                            \
+	struct rtxn *t = cur(st);                                                     \
+	if (!t)                                                                       \
+	return -EINVAL
+
+/* ---- errors: the one mapping ---- */
+
+static int is_transport(int e)
+{
+	return e == -EIO || e == -ETIMEDOUT || e == -ECONNREFUSED || e == -ECONNRESET ||
+	       e == -EHOSTUNREACH || e == -ENETUNREACH || e == -ENOENT;
+}
+
+/* A connection error (ctx->err, with saved_errno from the failing call) or an
+ * error reply, as -errno. */
+static int map_err(const redisContext *c, int saved_errno, const redisReply *r)
+{
+	if (c && c->err) {
+		switch (c->err) {
+		case REDIS_ERR_IO:
+			if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
+			    saved_errno == ETIMEDOUT || strstr(c->errstr, "temporarily unavailable") ||
+			    strstr(c->errstr, "timed out"))
+				return -ETIMEDOUT;
+			if (saved_errno == ECONNREFUSED)
+				return -ECONNREFUSED;
+			return -EIO;
+		case REDIS_ERR_OOM:
+			return -ENOMEM;
+		default: /* EOF, protocol, other */
+			return -EIO;
+		}
+	}
+	if (r && r->type == REDIS_REPLY_ERROR && r->str) {
+		static const struct {
+			const char *pfx;
+			int e;
+		} map[] = {
+			{"OOM", -ENOSPC},     {"NOAUTH", -EACCES}, {"WRONGPASS", -EACCES},
+			{"NOPERM", -EACCES},  {"READONLY", -EROFS}, {"MISCONF", -EIO},
+			{"LOADING", -EIO},    {"BUSY", -EIO},       {"MASTERDOWN", -EIO},
+			{"WRONGTYPE", -EIO},  {"EXECABORT", -EIO},
+		};
+		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+			if (strncmp(r->str, map[i].pfx, strlen(map[i].pfx)) == 0)
+				return map[i].e;
+		return -EIO;
+	}
+	return -EIO;
+}
+
+/* ---- the breaker ---- */
+
+/* Whether a transaction may talk to the server.  While it is down, one
+ * transaction at a time (and only one that did not already wait long for a
+ * connection) probes it; the others fail at once. */
+static int breaker_enter(struct rstore *s, int *probe, int may_probe)
+{
+	*probe = 0;
+	pthread_mutex_lock(&s->brk_lock);
+	int rc = 0;
+	if (s->down) {
+		if (s->probing || mono_ms() < s->next_probe)
+			rc = s->down_err;
+		else if (may_probe < 0)
+			rc = 0; /* a peek: a probe is due, let it come */
+		else if (!may_probe)
+			rc = s->down_err;
+		else
+			s->probing = *probe = 1;
+	}
+	pthread_mutex_unlock(&s->brk_lock);
+	return rc;
+}
+
+static void breaker_note(struct rstore *s, int err, int probe)
+{
+	pthread_mutex_lock(&s->brk_lock);
+	if (err == 0) {
+		s->down = 0;
+	} else if (is_transport(err)) {
+		s->down = 1;
+		s->down_err = err == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+		s->next_probe = mono_ms() + BREAKER_MS;
+	}
+	if (probe)
+		s->probing = 0;
+	pthread_mutex_unlock(&s->brk_lock);
+}
+
+/* ---- connections ---- */
+
+static int reply_ok(const redisReply *r)
+{
+	return r && r->type != REDIS_REPLY_ERROR;
+}
+
+/* A new connection, authenticated, on the right database.  On failure
+ * returns -errno and, if msg, a readable message. */
+static redisContext *connect_one(struct rstore *s, int *err, char **msg)
+{
+	redisContext *c = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.path, s->cto)
+					 : redisConnectWithTimeout(s->url.host, s->url.port, s->cto);
+	int se = errno;
+	*err = 0;
+	if (!c) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (c->err) {
+		*err = map_err(c, se, NULL);
+		if (c->err == REDIS_ERR_IO && (se == EINPROGRESS || *err == -ETIMEDOUT))
+			*err = -ETIMEDOUT;
+		if (msg && asprintf(msg, "cannot connect to redis at %s: %s%s", s->where,
+				    *err == -ETIMEDOUT ? "timed out" : c->errstr,
+				    *err == -ETIMEDOUT ? " (connect_timeout)" : "") < 0)
+			*msg = NULL;
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, s->cmdto);
+	if (!s->url.is_unix)
+		redisEnableKeepAlive(c);
+	int n = 0;
+	if (s->url.pass[0]) {
+		if (s->url.user[0])
+			redisAppendCommand(c, "AUTH %s %s", s->url.user, s->url.pass);
+		else
+			redisAppendCommand(c, "AUTH %s", s->url.pass);
+		n++;
+	}
+	if (s->url.db)
+		redisAppendCommand(c, "SELECT %d", s->url.db), n++;
+	redisAppendCommand(c, "PING"), n++;
+	for (int i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+			*err = map_err(c, errno, NULL);
+			if (msg && asprintf(msg, "redis at %s: %s", s->where,
+					    *err == -ETIMEDOUT ? "no answer within the timeout"
+							       : c->errstr) < 0)
+				*msg = NULL;
+			redisFree(c);
+			return NULL;
+		}
+		if (!reply_ok(r) && !*err) {
+			*err = map_err(NULL, 0, r);
+			if (msg) {
+				const char *what = "error";
+				if (s->url.pass[0] && i == 0)
+					what = "authentication failed";
+				else if (!strncmp(r->str, "NOAUTH", 6))
+					what = "the server needs a password";
+				else if (s->url.db && i == n - 2)
+					what = "cannot select the database";
+				if (asprintf(msg, "redis at %s: %s (%s)", s->where, what, r->str) < 0)
+					*msg = NULL;
+			}
+		}
+		freeReplyObject(r);
+	}
+	if (*err) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void conn_drop(struct rconn *k)
+{
+	if (k->c)
+		redisFree(k->c);
+	k->c = NULL;
+	k->used = 0;
+	k->need_unwatch = 0;
+}
+
+static int pool_get(struct rstore *s, struct rconn **out, const struct timespec *deadline)
+{
+	struct timespec dl = *deadline;
+	pthread_mutex_lock(&s->pool_lock);
+	for (;;) {
+		for (int i = 0; i < s->nconns; i++) {
+			if (!s->conns[i].in_use) {
+				s->conns[i].in_use = 1;
+				pthread_mutex_unlock(&s->pool_lock);
+				*out = &s->conns[i];
+				return 0;
+			}
+		}
+		if (pthread_cond_timedwait(&s->pool_cv, &s->pool_lock, &dl) == ETIMEDOUT) {
+			pthread_mutex_unlock(&s->pool_lock);
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+static void pool_put(struct rstore *s, struct rconn *k)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	k->in_use = 0;
+	pthread_cond_signal(&s->pool_cv);
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+static int attr_same(const struct cvfs_attr *x, const struct cvfs_attr *y)
+{
+	return x->ino == y->ino && x->size == y->size && x->parent == y->parent &&
+	       x->rdev == y->rdev && x->generation == y->generation && x->atime_ns == y->atime_ns &&
+	       x->mtime_ns == y->mtime_ns && x->ctime_ns == y->ctime_ns &&
+	       x->btime_ns == y->btime_ns && x->mode == y->mode && x->nlink == y->nlink &&
+	       x->uid == y->uid && x->gid == y->gid && x->flags == y->flags;
+}
+
+static int parse_inode(const redisReply *r, uint64_t ino, struct cvfs_attr *a);
+static void dc_inval(struct rstore *s, uint64_t ino);
+
+/* Sends the transaction's buffered commands and reads their replies into
+ * *out (t->ob.ncmd of them; free with replies_free).  Housekeeping goes
+ * first in the same round trip: UNWATCH if the connection kept WATCHes, and
+ * the re-reading of cached directory records.  A connection that went stale
+ * between transactions (the server restarted) is re-made once,
+ * transparently, if nothing was sent on it in this transaction yet. */
+static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
+{
+	struct rstore *s = t->s;
+	struct rconn *k = t->k;
+	struct obuf *pre = &t->pre;
+	int rc = 0;
+	ob_reset(pre);
+	if (t->unwatch)
+		rc = ob_cmd(pre, "UNWATCH");
+	for (size_t i = 0; i < t->nval && rc == 0; i++) {
+		rc = ob_cmd(pre, "WATCH %bi:%llu", PFX(s), (ull)t->val[i].ino);
+		if (rc == 0)
+			rc = ob_cmd(pre, "HGETALL %bi:%llu", PFX(s), (ull)t->val[i].ino);
+	}
+	int n = pre->ncmd + t->ob.ncmd;
+	redisReply **rv = rc ? NULL : calloc((size_t)(n ? n : 1), sizeof(*rv));
+	if (!rv) {
+		ob_reset(&t->ob);
+		return rc ? rc : -ENOMEM;
+	}
+	for (int attempt = 0;; attempt++) {
+		int stale = k->used && !t->sent_ok;
+		if (!k->c) {
+			k->c = connect_one(s, &rc, NULL);
+			if (!k->c)
+				break;
+			stale = 0;
+		}
+		atomic_fetch_add_explicit(&s->roundtrips, 1, memory_order_relaxed);
+		if ((pre->n && redisAppendFormattedCommand(k->c, pre->p, pre->n) != REDIS_OK) ||
+		    (t->ob.n && redisAppendFormattedCommand(k->c, t->ob.p, t->ob.n) != REDIS_OK)) {
+			rc = -ENOMEM;
+			conn_drop(k);
+			break;
+		}
+		int i;
+		for (i = 0; i < n; i++) {
+			if (redisGetReply(k->c, (void **)&rv[i]) != REDIS_OK) {
+				rc = map_err(k->c, errno, NULL);
+				break;
+			}
+		}
+		if (i == n) {
+			rc = 0;
+			break;
+		}
+		for (int j = 0; j < i; j++)
+			freeReplyObject(rv[j]), rv[j] = NULL;
+		conn_drop(k);
+		if (!(stale && attempt == 0 && rc != -ETIMEDOUT))
+			break;
+	}
+	ob_reset(&t->ob);
+	if (rc) {
+		free(rv);
+		breaker_note(s, rc, t->probe);
+		t->probe = 0;
+		return rc;
+	}
+	if (t->probe || !t->sent_ok)
+		breaker_note(s, 0, t->probe);
+	t->probe = 0;
+	t->sent_ok = 1;
+	k->used = 1;
+	int at = 0;
+	if (t->unwatch)
+		freeReplyObject(rv[at++]);
+	for (size_t i = 0; i < t->nval; i++, at += 2) {
+		struct cvfs_attr a;
+		if (parse_inode(rv[at + 1], t->val[i].ino, &a) != 0 || !attr_same(&a, &t->val[i].a)) {
+			t->stale = 1;
+			dc_inval(s, t->val[i].ino);
+		}
+		freeReplyObject(rv[at]);
+		freeReplyObject(rv[at + 1]);
+	}
+	t->unwatch = 0;
+	t->nval = 0;
+	memmove(rv, rv + at, (size_t)(n - at) * sizeof(*rv));
+	*nout = n - at;
+	*out = rv;
+	return 0;
+}
+
+/* ---- the directory-record cache ---- */
+
+static struct dcslot *dc_slot(struct rstore *s, uint64_t ino)
+{
+	uint64_t h = ino * 0x9e3779b97f4a7c15ull;
+	return &s->dc[(h >> 40) & (DC_SLOTS - 1)];
+}
+
+static int dc_get(struct rstore *s, uint64_t ino, struct cvfs_attr *a)
+{
+	if (!s->dc)
+		return 0;
+	pthread_mutex_lock(&s->dc_lock);
+	struct dcslot *sl = dc_slot(s, ino);
+	int hit = s->feed_live && sl->valid && sl->ino == ino && mono_ms() < sl->expires;
+	if (hit)
+		*a = sl->a;
+	pthread_mutex_unlock(&s->dc_lock);
+	return hit;
+}
+
+/* Before reading ino from the server: what the slot looked like, so a fill
+ * from an answer older than a change we made or heard of is dropped. */
+static void dc_snap(struct rstore *s, uint64_t ino, uint64_t *seq, uint64_t *epoch)
+{
+	if (!s->dc)
+		return;
+	pthread_mutex_lock(&s->dc_lock);
+	*seq = dc_slot(s, ino)->seq;
+	*epoch = s->dc_epoch;
+	pthread_mutex_unlock(&s->dc_lock);
+}
+
+static void dc_fill(struct rstore *s, const struct cvfs_attr *a, uint64_t seq, uint64_t epoch)
+{
+	if (!s->dc || !S_ISDIR(a->mode) || a->nlink == 0)
+		return;
+	pthread_mutex_lock(&s->dc_lock);
+	struct dcslot *sl = dc_slot(s, a->ino);
+	if (s->feed_live && epoch == s->dc_epoch && sl->seq == seq) {
+		sl->ino = a->ino;
+		sl->a = *a;
+		sl->valid = 1;
+		sl->expires = mono_ms() + s->dc_ttl_ms;
+	}
+	pthread_mutex_unlock(&s->dc_lock);
+}
+
+/* After our own commit: the new record. */
+static void dc_set(struct rstore *s, const struct cvfs_attr *a)
+{
+	if (!s->dc)
+		return;
+	pthread_mutex_lock(&s->dc_lock);
+	struct dcslot *sl = dc_slot(s, a->ino);
+	sl->seq++;
+	if (s->feed_live && S_ISDIR(a->mode) && a->nlink) {
+		sl->ino = a->ino;
+		sl->a = *a;
+		sl->valid = 1;
+		sl->expires = mono_ms() + s->dc_ttl_ms;
+	} else if (sl->ino == a->ino) {
+		sl->valid = 0;
+	}
+	pthread_mutex_unlock(&s->dc_lock);
+}
+
+static void dc_inval(struct rstore *s, uint64_t ino)
+{
+	if (!s->dc)
+		return;
+	pthread_mutex_lock(&s->dc_lock);
+	struct dcslot *sl = dc_slot(s, ino);
+	sl->seq++;
+	if (sl->ino == ino)
+		sl->valid = 0;
+	pthread_mutex_unlock(&s->dc_lock);
+}
+
+/* The feed went up or down: start from nothing either way. */
+static void dc_live(struct rstore *s, int live)
+{
+	if (!s->dc)
+		return;
+	pthread_mutex_lock(&s->dc_lock);
+	s->feed_live = live;
+	s->dc_epoch++;
+	for (size_t i = 0; i < DC_SLOTS; i++)
+		s->dc[i].valid = 0;
+	pthread_mutex_unlock(&s->dc_lock);
+}
+
+static void replies_free(redisReply **rv, int n)
+{
+	if (!rv)
+		return;
+	for (int i = 0; i < n; i++)
+		freeReplyObject(rv[i]);
+	free(rv);
+}
+
+/* ---- id allocation (batches per client, no round trip most times) ---- */
+
+static int alloc_id(struct rtxn *t, const char *key, ull *next, ull *end, ull *out)
+{
+	struct rstore *s = t->s;
+	pthread_mutex_lock(&s->alloc_lock);
+	if (*next >= *end) {
+		redisReply **rv;
+		int n;
+		int rc = ob_cmd(&t->ob, "INCRBY %b%s %d", PFX(s), key, ALLOC_BATCH);
+		if (rc == 0)
+			rc = roundtrip(t, &rv, &n);
+		if (rc) {
+			pthread_mutex_unlock(&s->alloc_lock);
+			return rc;
+		}
+		if (rv[0]->type != REDIS_REPLY_INTEGER) {
+			rc = map_err(NULL, 0, rv[0]);
+			replies_free(rv, n);
+			pthread_mutex_unlock(&s->alloc_lock);
+			return rc;
+		}
+		ull hi = (ull)rv[0]->integer;
+		replies_free(rv, n);
+		*next = hi - ALLOC_BATCH + 1;
+		*end = hi + 1;
+	}
+	*out = (*next)++;
+	pthread_mutex_unlock(&s->alloc_lock);
+	return 0;
+}
+
+/* ---- transaction begin / end ---- */
+
+static void txn_clear(struct rtxn *t)
+{
+	for (size_t i = 0; i < t->nxe; i++) {
+		free(t->xe[i].name);
+		free(t->xe[i].val);
+	}
+	for (size_t i = 0; i < t->ndop; i++) {
+		free(t->dops[i].buf);
+		free(t->dops[i].idxs);
+	}
+	for (size_t i = 0; i < t->ndel; i++)
+		free(t->dels[i].idxs);
+	t->nin = t->nde = t->nxe = t->ndop = t->ndel = t->npf = 0;
+	t->empty_dir = 0;
+	t->unwatch = 0;
+	t->stale = 0;
+	t->nval = 0;
+	t->sent_ok = 0;
+	ob_reset(&t->ob);
+}
+
+static int r_txn_begin(struct cvfs_store *st, int write)
+{
+	struct rstore *s = rs(st);
+	struct rtxn *t = thread_txn();
+	if (!t)
+		return -ENOMEM;
+	if (t->s)
+		return -EDEADLK; /* nested: the core never does this */
+	int probe;
+	int rc = breaker_enter(s, &probe, -1); /* down: fail now, before any wait */
+	if (rc)
+		return rc;
+	/* every wait below shares one deadline: a command timeout */
+	int64_t t0 = mono_ms();
+	struct timespec dl = deadline_after(&s->cmdto);
+	if (write) {
+		rc = -pthread_mutex_timedlock(&s->wlock, &dl);
+		if (rc)
+			return rc;
+	}
+	struct rconn *k;
+	rc = pool_get(s, &k, &dl);
+	if (rc == 0 && !write) {
+		rc = -pthread_rwlock_timedrdlock(&s->iso, &dl);
+		if (rc)
+			pool_put(s, k);
+	}
+	if (rc == 0) {
+		rc = breaker_enter(s, &probe, mono_ms() - t0 < 1000);
+		if (rc) {
+			if (!write)
+				pthread_rwlock_unlock(&s->iso);
+			pool_put(s, k);
+		}
+	}
+	if (rc) {
+		if (write)
+			pthread_mutex_unlock(&s->wlock);
+		return rc;
+	}
+	txn_clear(t);
+	t->s = s;
+	t->k = k;
+	t->write = write;
+	t->probe = probe;
+	t->unwatch = k->need_unwatch && k->c;
+	k->need_unwatch = 0;
+	atomic_fetch_add_explicit(&s->txns, 1, memory_order_relaxed);
+	return 0;
+}
+
+static int commit(struct rtxn *t);
+
+static int r_txn_end(struct cvfs_store *st, int do_commit)
+{
+	struct rtxn *t = cur(st);
+	if (!t)
+		return -EINVAL;
+	struct rstore *s = t->s;
+	int rc = 0;
+	if (t->write && do_commit)
+		rc = commit(t);
+	else if (!t->write && do_commit && t->stale)
+		rc = -EAGAIN; /* a read saw a record change under it: run it again */
+	else if (t->write && t->sent_ok)
+		t->k->need_unwatch = 1; /* sent with the next transaction's first command */
+	if (t->probe) {
+		breaker_note(s, 1, 1);
+		t->probe = 0;
+	}
+	struct rconn *k = t->k;
+	int write = t->write;
+	txn_clear(t);
+	t->s = NULL;
+	t->k = NULL;
+	if (!write)
+		pthread_rwlock_unlock(&s->iso);
+	pool_put(s, k);
+	if (write)
+		pthread_mutex_unlock(&s->wlock);
+	return rc;
+}
+
+/* ---- inodes ---- */
+
+static struct ient *ient_find(struct rtxn *t, uint64_t ino)
+{
+	for (size_t i = t->nin; i-- > 0;)
+		if (t->in[i].ino == ino)
+			return &t->in[i];
+	return NULL;
+}
+
+static struct ient *ient_add(struct rtxn *t, uint64_t ino)
+{
+	if (grow((void **)&t->in, &t->capin, t->nin + 1, sizeof(*t->in)))
+		return NULL;
+	struct ient *e = &t->in[t->nin++];
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->a.ino = ino;
+	return e;
+}
+
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_i64(const char *s, size_t n, int64_t *out)
+{
+	uint64_t v;
+	if (n && s[0] == '-') {
+		if (parse_u64(s + 1, n - 1, &v))
+			return -1;
+		*out = -(int64_t)v;
+		return 0;
+	}
+	if (parse_u64(s, n, &v))
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+/* HGETALL of P i:INO -> attr.  0, -ENOENT (no record) or -EIO (garbage). */
+static int parse_inode(const redisReply *r, uint64_t ino, struct cvfs_attr *a)
+{
+	if (r->type == REDIS_REPLY_ERROR)
+		return map_err(NULL, 0, r);
+	if (r->type != REDIS_REPLY_ARRAY)
+		return -EIO;
+	if (r->elements == 0)
+		return -ENOENT;
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *f = r->element[i], *v = r->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			return -EIO;
+		uint64_t u = 0;
+		int64_t sv = 0;
+		int bad;
+		const char *n = f->str;
+		if (n[0] == 'a' || n[0] == 'b' || (n[0] == 'm' && n[1] == 't') || n[0] == 'c') {
+			bad = parse_i64(v->str, v->len, &sv);
+			if (!strcmp(n, "atime"))
+				a->atime_ns = sv;
+			else if (!strcmp(n, "btime"))
+				a->btime_ns = sv;
+			else if (!strcmp(n, "mtime"))
+				a->mtime_ns = sv;
+			else if (!strcmp(n, "ctime"))
+				a->ctime_ns = sv;
+		} else {
+			bad = parse_u64(v->str, v->len, &u);
+			if (!strcmp(n, "mode"))
+				a->mode = (uint32_t)u;
+			else if (!strcmp(n, "nlink"))
+				a->nlink = (uint32_t)u;
+			else if (!strcmp(n, "uid"))
+				a->uid = (uint32_t)u;
+			else if (!strcmp(n, "gid"))
+				a->gid = (uint32_t)u;
+			else if (!strcmp(n, "size"))
+				a->size = u;
+			else if (!strcmp(n, "parent"))
+				a->parent = u;
+			else if (!strcmp(n, "rdev"))
+				a->rdev = u;
+			else if (!strcmp(n, "gen"))
+				a->generation = u;
+			else if (!strcmp(n, "flags"))
+				a->flags = (uint32_t)u;
+		}
+		if (bad)
+			return -EIO;
+	}
+	return a->mode ? 0 : -EIO;
+}
+
+/* Reads the records of n inodes into the cache (one round trip). */
+static int fetch_inodes(struct rtxn *t, const uint64_t *inos, size_t n)
+{
+	struct rstore *s = t->s;
+	int rc = 0;
+	uint64_t seqs[PREFETCH_MAX] = {0}, epoch = 0;
+	for (size_t i = 0; i < n && i < PREFETCH_MAX; i++)
+		dc_snap(s, inos[i], &seqs[i], &epoch);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (t->write)
+			rc = ob_cmd(&t->ob, "WATCH %bi:%llu", PFX(s), (ull)inos[i]);
+		if (rc == 0)
+			rc = ob_cmd(&t->ob, "HGETALL %bi:%llu", PFX(s), (ull)inos[i]);
+	}
+	redisReply **rv;
+	int nr;
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	int stride = t->write ? 2 : 1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ient_find(t, inos[i]))
+			continue;
+		struct cvfs_attr a;
+		int r = parse_inode(rv[i * stride + stride - 1], inos[i], &a);
+		if (r && r != -ENOENT) {
+			rc = r;
+			break;
+		}
+		struct ient *e = ient_add(t, inos[i]);
+		if (!e) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (r == 0) {
+			e->a = a;
+			e->present = e->orig = 1;
+			e->orig_size = a.size;
+			if (i < PREFETCH_MAX)
+				dc_fill(s, &a, seqs[i], epoch);
+		}
+	}
+	replies_free(rv, nr);
+	return rc;
+}
+
+static int ient_get(struct rtxn *t, uint64_t ino, struct ient **out)
+{
+	struct ient *e = ient_find(t, ino);
+	struct cvfs_attr ca;
+	if (!e && dc_get(t->s, ino, &ca)) {
+		if (t->write) { /* to be re-read under WATCH with the next round trip */
+			if (grow((void **)&t->val, &t->capval, t->nval + 1, sizeof(*t->val)))
+				return -ENOMEM;
+			t->val[t->nval].ino = ino;
+			t->val[t->nval].a = ca;
+			t->nval++;
+		}
+		e = ient_add(t, ino);
+		if (!e)
+			return -ENOMEM;
+		e->a = ca;
+		e->present = e->orig = 1;
+		e->orig_size = ca.size;
+	}
+	if (!e) {
+		size_t n = 1;
+		const uint64_t *list = &ino;
+		/* readdirplus: fetch the rest of the listing batch along */
+		if (!t->write) {
+			for (size_t i = 0; i < t->npf; i++) {
+				if (t->pf[i] == ino) {
+					list = &t->pf[i];
+					n = t->npf - i < PREFETCH_MAX ? t->npf - i : PREFETCH_MAX;
+					break;
+				}
+			}
+		}
+		int rc = fetch_inodes(t, list, n);
+		if (rc)
+			return rc;
+		e = ient_find(t, ino);
+		if (!e)
+			return -EIO;
+	}
+	*out = e;
+	return 0;
+}
+
+static int r_inode_get(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *out)
+{
+	TXN_OR_FAIL(t, st);
+	struct ient *e;
+	int rc = ient_get(t, ino, &e);
+	if (rc)
+		return rc;
+	if (!e->present)
+		return -ENOENT;
+	*out = e->a;
+	return 0;
+}
+
+static int r_ino_alloc(struct cvfs_store *st, uint64_t *ino)
+{
+	TXN_OR_FAIL(t, st);
+	struct rstore *s = t->s;
+	if (!t->write || s->readonly)
+		return -EROFS;
+	ull v;
+	int rc = alloc_id(t, "ino", &s->ino_next, &s->ino_end, &v);
+	if (rc)
+		return rc;
+	if (v <= CVFS_ROOT_INO)
+		return -EIO;
+	*ino = v;
+	/* known not to exist: a put needs no read */
+	return ient_add(t, v) ? 0 : -ENOMEM;
+}
+
+static int r_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	if (a->ino == 0 || (a->mode & S_IFMT) == 0)
+		return -EINVAL;
+	struct ient *e;
+	int rc = ient_get(t, a->ino, &e);
+	if (rc)
+		return rc;
+	if (e->present && (e->a.mode & S_IFMT) != (a->mode & S_IFMT))
+		return -EINVAL;
+	e->a = *a;
+	e->present = 1;
+	e->dirty = 1;
+	return 0;
+}
+
+/* ---- data ---- */
+
+static uint64_t nchunks(struct rstore *s, uint64_t size)
+{
+	return (size + s->chunk - 1) / s->chunk;
+}
+
+static int dop_add(struct rtxn *t, int kind, uint64_t ino, uint64_t idx, uint32_t off,
+		   const void *buf, size_t len, struct dop **out)
+{
+	if (grow((void **)&t->dops, &t->capdop, t->ndop + 1, sizeof(*t->dops)))
+		return -ENOMEM;
+	struct dop *d = &t->dops[t->ndop];
+	memset(d, 0, sizeof(*d));
+	d->kind = kind;
+	d->ino = ino;
+	d->idx = idx;
+	d->off = off;
+	d->len = len;
+	if (len) {
+		d->buf = malloc(len);
+		if (!d->buf)
+			return -ENOMEM;
+		if (buf)
+			memcpy(d->buf, buf, len);
+		else
+			memset(d->buf, 0, len);
+	}
+	t->ndop++;
+	if (out)
+		*out = d;
+	return 0;
+}
+
+static int dop_hits(const struct dop *d, uint64_t ino, uint64_t idx)
+{
+	if (d->ino != ino)
+		return 0;
+	return d->kind == DOP_CUT ? idx >= d->idx : d->idx == idx;
+}
+
+/* Applies d to [in, in+n) of chunk bytes held in dst. */
+static void dop_apply(const struct dop *d, uint32_t in, size_t n, unsigned char *dst)
+{
+	switch (d->kind) {
+	case DOP_DEL:
+	case DOP_CUT:
+		memset(dst, 0, n);
+		break;
+	case DOP_SET:
+		memset(dst, 0, n);
+		if (d->len > in)
+			memcpy(dst, d->buf + in, d->len - in < n ? d->len - in : n);
+		break;
+	case DOP_SETRANGE: {
+		uint64_t a = d->off > in ? d->off : in;
+		uint64_t b = d->off + d->len < in + n ? d->off + d->len : in + n;
+		if (a < b)
+			memcpy(dst + (a - in), d->buf + (a - d->off), (size_t)(b - a));
+		break;
+	}
+	}
+}
+
+/* Bytes [off, off+len) as this transaction sees them: the server's, then the
+ * transaction's own changes on top. */
+static ssize_t data_read(struct rtxn *t, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	struct rstore *s = t->s;
+	unsigned char *dst = buf;
+	const uint32_t cs = s->chunk;
+	size_t npieces = 0;
+	int rc = 0;
+	/* A read transaction reads the pieces and, if it read the inode before,
+	 * the inode record again, in one MULTI: the data and the record are of
+	 * one instant, and a record that changed meanwhile (writers always put
+	 * the record with the data) makes txn_end say -EAGAIN.  So a reader never
+	 * sees a size from one write and bytes from another. */
+	struct ient *ie = t->write ? NULL : ient_find(t, ino);
+	int check = ie && ie->orig;
+	int wrap = !t->write && (check || (off + len - 1) / cs != off / cs);
+	if (wrap) {
+		rc = ob_cmd(&t->ob, "MULTI");
+		if (rc == 0 && check)
+			rc = ob_cmd(&t->ob, "HGETALL %bi:%llu", PFX(s), (ull)ino);
+	}
+	/* which pieces need the server: those no whole-chunk change of ours covers */
+	for (size_t done = 0; done < len && rc == 0;) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos / cs;
+		uint32_t in = (uint32_t)(pos % cs);
+		size_t n = cs - in < len - done ? cs - in : len - done;
+		int local = 0;
+		for (size_t j = t->ndop; j-- > 0;) {
+			const struct dop *d = &t->dops[j];
+			if (dop_hits(d, ino, idx) && d->kind != DOP_SETRANGE) {
+				local = 1;
+				break;
+			}
+		}
+		if (!local) {
+			if (t->write)
+				rc = ob_cmd(&t->ob, "WATCH %bc:%llu:%llu", PFX(s), (ull)ino, (ull)idx);
+			if (rc == 0)
+				rc = ob_cmd(&t->ob, "GETRANGE %bc:%llu:%llu %u %llu", PFX(s), (ull)ino,
+					    (ull)idx, in, (ull)(in + n - 1));
+			npieces++;
+		}
+		done += n;
+	}
+	if (rc == 0 && wrap)
+		rc = ob_cmd(&t->ob, "EXEC");
+	redisReply **rv = NULL;
+	int nr = 0;
+	if (rc == 0 && npieces)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	/* the GETRANGE answers, whatever the framing */
+	const redisReply **pc = calloc(npieces ? npieces : 1, sizeof(*pc));
+	if (!pc) {
+		replies_free(rv, nr);
+		return -ENOMEM;
+	}
+	if (npieces && wrap) {
+		const redisReply *ex = rv[nr - 1];
+		size_t base = check ? 1 : 0;
+		if (ex->type != REDIS_REPLY_ARRAY || ex->elements != base + npieces) {
+			rc = ex->type == REDIS_REPLY_ERROR ? map_err(NULL, 0, ex) : -EIO;
+		} else {
+			struct cvfs_attr a;
+			if (check && (parse_inode(ex->element[0], ino, &a) || !attr_same(&a, &ie->a)))
+				t->stale = 1;
+			for (size_t i = 0; i < npieces; i++)
+				pc[i] = ex->element[base + i];
+		}
+	} else {
+		for (size_t i = 0; i < npieces; i++)
+			pc[i] = rv[t->write ? 2 * i + 1 : i];
+	}
+	if (rc) {
+		free(pc);
+		replies_free(rv, nr);
+		return rc;
+	}
+	size_t r = 0;
+	for (size_t done = 0; done < len;) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos / cs;
+		uint32_t in = (uint32_t)(pos % cs);
+		size_t n = cs - in < len - done ? cs - in : len - done;
+		size_t from = 0; /* first of our changes to apply */
+		int local = 0;
+		for (size_t j = t->ndop; j-- > 0;) {
+			const struct dop *d = &t->dops[j];
+			if (dop_hits(d, ino, idx) && d->kind != DOP_SETRANGE) {
+				local = 1;
+				from = j;
+				break;
+			}
+		}
+		memset(dst + done, 0, n);
+		if (!local) {
+			const redisReply *x = pc[r++];
+			if (x->type == REDIS_REPLY_ERROR) {
+				rc = map_err(NULL, 0, x);
+				break;
+			}
+			if (x->type == REDIS_REPLY_STRING && x->len)
+				memcpy(dst + done, x->str, x->len < n ? x->len : n);
+		}
+		for (size_t j = from; j < t->ndop; j++)
+			if (dop_hits(&t->dops[j], ino, idx))
+				dop_apply(&t->dops[j], in, n, dst + done);
+		done += n;
+	}
+	free(pc);
+	replies_free(rv, nr);
+	return rc ? rc : (ssize_t)len;
+}
+
+static ssize_t r_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	TXN_OR_FAIL(t, st);
+	if (len == 0)
+		return 0;
+	return data_read(t, ino, buf, len, off);
+}
+
+static ssize_t r_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len,
+		       uint64_t off)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	const uint32_t cs = t->s->chunk;
+	const char *src = buf;
+	for (size_t done = 0; done < len;) {
+		uint64_t pos = off + done;
+		uint32_t in = (uint32_t)(pos % cs);
+		size_t n = cs - in < len - done ? cs - in : len - done;
+		int rc = dop_add(t, (in == 0 && n == cs) ? DOP_SET : DOP_SETRANGE, ino, pos / cs, in,
+				 src + done, n, NULL);
+		if (rc)
+			return rc;
+		done += n;
+	}
+	return (ssize_t)len;
+}
+
+/* The chunk indexes in [first, last) that may exist: enumerated when few, else
+ * read from P k:INO (and those this transaction wrote). */
+static int chunk_list(struct rtxn *t, uint64_t ino, uint64_t first, uint64_t last, uint64_t **out,
+		      size_t *nout)
+{
+	struct rstore *s = t->s;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	if (last <= first) {
+		/* nothing by the size; still, what we wrote ourselves */
+	} else if (last - first <= ENUM_MAX) {
+		if (grow((void **)&v, &cap, (size_t)(last - first), sizeof(*v)))
+			return -ENOMEM;
+		for (uint64_t i = first; i < last; i++)
+			v[n++] = i;
+	} else {
+		if (t->write)
+			rc = ob_cmd(&t->ob, "WATCH %bk:%llu", PFX(s), (ull)ino);
+		if (rc == 0)
+			rc = ob_cmd(&t->ob, "ZRANGEBYSCORE %bk:%llu %llu %llu", PFX(s), (ull)ino,
+				    (ull)first, (ull)(last - 1));
+		redisReply **rv;
+		int nr;
+		if (rc == 0)
+			rc = roundtrip(t, &rv, &nr);
+		if (rc) {
+			ob_reset(&t->ob);
+			return rc;
+		}
+		const redisReply *x = rv[nr - 1];
+		if (x->type != REDIS_REPLY_ARRAY) {
+			rc = map_err(NULL, 0, x);
+		} else if (grow((void **)&v, &cap, x->elements + 1, sizeof(*v))) {
+			rc = -ENOMEM;
+		} else {
+			for (size_t i = 0; i < x->elements; i++) {
+				uint64_t u;
+				if (x->element[i]->type == REDIS_REPLY_STRING &&
+				    !parse_u64(x->element[i]->str, x->element[i]->len, &u))
+					v[n++] = u;
+			}
+		}
+		replies_free(rv, nr);
+		if (rc) {
+			free(v);
+			return rc;
+		}
+	}
+	for (size_t j = 0; j < t->ndop; j++) {
+		const struct dop *d = &t->dops[j];
+		if (d->ino == ino && d->kind != DOP_CUT && d->idx >= first && d->idx < last) {
+			if (grow((void **)&v, &cap, n + 1, sizeof(*v))) {
+				free(v);
+				return -ENOMEM;
+			}
+			v[n++] = d->idx; /* duplicates are harmless in DEL */
+		}
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static int r_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	struct rstore *s = t->s;
+	struct ient *e;
+	int rc = ient_get(t, ino, &e);
+	if (rc)
+		return rc;
+	if (!e->present)
+		return -ENOENT;
+	uint64_t old = e->a.size > e->orig_size ? e->a.size : e->orig_size;
+	uint64_t first = nchunks(s, size);
+	uint32_t in = (uint32_t)(size % s->chunk);
+	if (in && size < old) {
+		/* keep [0, in) of the last chunk, drop the rest of it */
+		unsigned char *b = malloc(in);
+		if (!b)
+			return -ENOMEM;
+		ssize_t r = data_read(t, ino, b, in, size - in);
+		if (r < 0) {
+			free(b);
+			return (int)r;
+		}
+		size_t keep = in;
+		while (keep && b[keep - 1] == 0)
+			keep--;
+		rc = dop_add(t, keep ? DOP_SET : DOP_DEL, ino, size / s->chunk, 0, b, keep, NULL);
+		free(b);
+		if (rc)
+			return rc;
+	}
+	uint64_t *idxs;
+	size_t n;
+	rc = chunk_list(t, ino, first, nchunks(s, old) > first ? nchunks(s, old) : first, &idxs,
+			&n);
+	if (rc)
+		return rc;
+	struct dop *d;
+	rc = dop_add(t, DOP_CUT, ino, first, 0, NULL, 0, &d);
+	if (rc) {
+		free(idxs);
+		return rc;
+	}
+	d->idxs = idxs;
+	d->nidx = n;
+	return 0;
+}
+
+static int r_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	struct rstore *s = t->s;
+	const uint32_t cs = s->chunk;
+	uint64_t end = off + len;
+	uint64_t first = (off + cs - 1) / cs, last = end / cs; /* whole chunks [first, last) */
+	int rc = 0;
+	if (first >= last) {
+		/* inside one chunk, or across one boundary with no whole chunk */
+		for (uint64_t pos = off; pos < end && rc == 0;) {
+			uint32_t in = (uint32_t)(pos % cs);
+			uint64_t n = cs - in < end - pos ? cs - in : end - pos;
+			rc = dop_add(t, DOP_SETRANGE, ino, pos / cs, in, NULL, (size_t)n, NULL);
+			pos += n;
+		}
+		return rc;
+	}
+	if (off < first * cs)
+		rc = dop_add(t, DOP_SETRANGE, ino, off / cs, (uint32_t)(off % cs), NULL,
+			     (size_t)(first * cs - off), NULL);
+	if (rc == 0 && end > last * cs)
+		rc = dop_add(t, DOP_SETRANGE, ino, last, 0, NULL, (size_t)(end - last * cs), NULL);
+	uint64_t *idxs = NULL;
+	size_t n = 0;
+	if (rc == 0)
+		rc = chunk_list(t, ino, first, last, &idxs, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = dop_add(t, DOP_DEL, ino, idxs[i], 0, NULL, 0, NULL);
+	free(idxs);
+	return rc;
+}
+
+static int dir_empty_impl(struct rtxn *t, uint64_t dir);
+
+static int r_inode_del(struct cvfs_store *st, uint64_t ino)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	struct rstore *s = t->s;
+	struct ient *e;
+	int rc = ient_get(t, ino, &e);
+	if (rc)
+		return rc;
+	if (!e->present)
+		return -ENOENT;
+	if (S_ISDIR(e->a.mode) && t->empty_dir != ino) {
+		rc = dir_empty_impl(t, ino);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return -ENOTEMPTY;
+	}
+	uint64_t *idxs = NULL;
+	size_t n = 0;
+	if (!S_ISDIR(e->a.mode)) {
+		uint64_t sz = e->a.size > e->orig_size ? e->a.size : e->orig_size;
+		rc = chunk_list(t, ino, 0, nchunks(s, sz), &idxs, &n);
+		if (rc)
+			return rc;
+	}
+	if (grow((void **)&t->dels, &t->capdel, t->ndel + 1, sizeof(*t->dels))) {
+		free(idxs);
+		return -ENOMEM;
+	}
+	t->dels[t->ndel].ino = ino;
+	t->dels[t->ndel].idxs = idxs;
+	t->dels[t->ndel].nidx = n;
+	t->ndel++;
+	e->present = 0;
+	e->dirty = 1;
+	/* its xattrs go with it */
+	for (size_t i = 0; i < t->nxe; i++)
+		if (t->xe[i].ino == ino)
+			t->xe[i].dirty = 0;
+	return 0;
+}
+
+/* ---- directory entries ---- */
+
+static struct dent *dent_find(struct rtxn *t, uint64_t dir, const char *name, size_t len)
+{
+	for (size_t i = t->nde; i-- > 0;) {
+		struct dent *d = &t->de[i];
+		if (d->dir == dir && d->len == len && memcmp(d->name, name, len) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* "INO TYPE COOKIE" */
+static int parse_dval(const char *v, size_t n, uint64_t *ino, uint32_t *type, uint64_t *cookie)
+{
+	char tmp[80];
+	if (n >= sizeof(tmp))
+		return -EIO;
+	memcpy(tmp, v, n);
+	tmp[n] = 0;
+	unsigned long long a, c;
+	unsigned b;
+	if (sscanf(tmp, "%llu %u %llu", &a, &b, &c) != 3)
+		return -EIO;
+	*ino = a;
+	*type = (b & 017) << 12;
+	*cookie = c;
+	return 0;
+}
+
+static int dent_lookup(struct rtxn *t, uint64_t dir, const char *name, size_t len,
+		       struct dent **out)
+{
+	struct dent *d = dent_find(t, dir, name, len);
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	struct rstore *s = t->s;
+	int rc = 0;
+	if (t->write)
+		rc = ob_cmd(&t->ob, "WATCH %bd:%llu", PFX(s), (ull)dir);
+	if (rc == 0)
+		rc = ob_cmd(&t->ob, "HGET %bd:%llu %b", PFX(s), (ull)dir, name, len);
+	redisReply **rv;
+	int nr;
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	const redisReply *x = rv[nr - 1];
+	uint64_t ino = 0, cookie = 0;
+	uint32_t type = 0;
+	int present = 0;
+	if (x->type == REDIS_REPLY_STRING) {
+		rc = parse_dval(x->str, x->len, &ino, &type, &cookie);
+		present = 1;
+	} else if (x->type != REDIS_REPLY_NIL) {
+		rc = map_err(NULL, 0, x);
+	}
+	replies_free(rv, nr);
+	if (rc)
+		return rc;
+	if (grow((void **)&t->de, &t->capde, t->nde + 1, sizeof(*t->de)))
+		return -ENOMEM;
+	d = &t->de[t->nde++];
+	memset(d, 0, offsetof(struct dent, name));
+	d->dir = dir;
+	d->len = (uint16_t)len;
+	memcpy(d->name, name, len);
+	d->present = d->orig = (uint8_t)present;
+	d->ino = d->oino = ino;
+	d->type = d->otype = type;
+	d->cookie = d->ocookie = cookie;
+	*out = d;
+	return 0;
+}
+
+static int r_dent_get(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+		      uint64_t *ino)
+{
+	TXN_OR_FAIL(t, st);
+	if (len == 0 || len > CVFS_NAME_MAX)
+		return -ENOENT;
+	struct dent *d;
+	int rc = dent_lookup(t, dir, name, len, &d);
+	if (rc)
+		return rc;
+	if (!d->present)
+		return -ENOENT;
+	*ino = d->ino;
+	return 0;
+}
+
+static int r_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
+		      uint64_t ino, uint32_t type)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	if (len == 0 || len > CVFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	struct ient *p = ient_find(t, dir);
+	if (p && !p->present)
+		return -ENOENT;
+	if (p && !S_ISDIR(p->a.mode))
+		return -ENOTDIR;
+	struct dent *d;
+	int rc = dent_lookup(t, dir, name, len, &d);
+	if (rc)
+		return rc;
+	if (!d->present) {
+		if (d->orig) {
+			d->cookie = d->ocookie; /* deleted and put back: the same place */
+		} else {
+			ull c;
+			rc = alloc_id(t, "eid", &t->s->eid_next, &t->s->eid_end, &c);
+			if (rc)
+				return rc;
+			d->cookie = c;
+		}
+	}
+	d->present = 1;
+	d->ino = ino;
+	d->type = type & S_IFMT;
+	d->dirty = 1;
+	if (t->empty_dir == dir)
+		t->empty_dir = 0;
+	return 0;
+}
+
+static int r_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	if (len == 0 || len > CVFS_NAME_MAX)
+		return -ENOENT;
+	struct dent *d;
+	int rc = dent_lookup(t, dir, name, len, &d);
+	if (rc)
+		return rc;
+	if (!d->present)
+		return -ENOENT;
+	d->present = 0;
+	d->dirty = 1;
+	return 0;
+}
+
+static int dir_empty_impl(struct rtxn *t, uint64_t dir)
+{
+	struct rstore *s = t->s;
+	int rc = 0;
+	if (t->write)
+		rc = ob_cmd(&t->ob, "WATCH %bd:%llu", PFX(s), (ull)dir);
+	if (rc == 0)
+		rc = ob_cmd(&t->ob, "HLEN %bd:%llu", PFX(s), (ull)dir);
+	redisReply **rv;
+	int nr;
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	long long n = 0;
+	if (rv[nr - 1]->type == REDIS_REPLY_INTEGER)
+		n = rv[nr - 1]->integer;
+	else
+		rc = map_err(NULL, 0, rv[nr - 1]);
+	replies_free(rv, nr);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < t->nde; i++)
+		if (t->de[i].dir == dir)
+			n += (long long)t->de[i].present - (long long)t->de[i].orig;
+	if (n == 0)
+		t->empty_dir = dir;
+	return n == 0;
+}
+
+static int r_dir_empty(struct cvfs_store *st, uint64_t dir)
+{
+	TXN_OR_FAIL(t, st);
+	return dir_empty_impl(t, dir);
+}
+
+/* "INO:TYPE:NAME" (the sorted-set member) */
+static size_t member_fmt(char *out, uint64_t ino, uint32_t type, const char *name, size_t len)
+{
+	int n = snprintf(out, 48, "%llu:%u:", (ull)ino, (type >> 12) & 017);
+	memcpy(out + n, name, len);
+	return (size_t)n + len;
+}
+
+static int member_parse(const char *m, size_t n, uint64_t *ino, uint32_t *type, const char **name,
+			size_t *len)
+{
+	const char *c1 = memchr(m, ':', n);
+	if (!c1)
+		return -EIO;
+	const char *c2 = memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - m));
+	if (!c2)
+		return -EIO;
+	uint64_t t;
+	if (parse_u64(m, (size_t)(c1 - m), ino) || parse_u64(c1 + 1, (size_t)(c2 - c1 - 1), &t))
+		return -EIO;
+	*type = (uint32_t)(t & 017) << 12;
+	*name = c2 + 1;
+	*len = n - (size_t)(c2 + 1 - m);
+	return *len ? 0 : -EIO;
+}
+
+static int r_dir_list(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs_dirent_cb cb,
+		      void *arg)
+{
+	TXN_OR_FAIL(t, st);
+	struct rstore *s = t->s;
+	uint64_t pos = cookie;
+	int batch = 128;
+	/* is it a directory?  Known from this transaction, else asked along */
+	struct ient *de_ = ient_find(t, dir);
+	int ask = !de_;
+	if (de_ && !de_->present)
+		return -ENOENT;
+	if (de_ && !S_ISDIR(de_->a.mode))
+		return -ENOTDIR;
+	for (;;) {
+		int rc = 0;
+		if (ask)
+			rc = ob_cmd(&t->ob, "HGET %bi:%llu mode", PFX(s), (ull)dir);
+		if (rc == 0 && t->write)
+			rc = ob_cmd(&t->ob, "WATCH %bl:%llu", PFX(s), (ull)dir);
+		if (rc == 0)
+			rc = ob_cmd(&t->ob, "ZRANGEBYSCORE %bl:%llu (%llu +inf WITHSCORES LIMIT 0 %d",
+				    PFX(s), (ull)dir, (ull)pos, batch);
+		redisReply **rv;
+		int nr;
+		if (rc == 0)
+			rc = roundtrip(t, &rv, &nr);
+		if (rc) {
+			ob_reset(&t->ob);
+			return rc;
+		}
+		const redisReply *x = rv[nr - 1];
+		if (ask) {
+			const redisReply *m = rv[0];
+			uint64_t mode = 0;
+			if (m->type == REDIS_REPLY_NIL)
+				rc = -ENOENT;
+			else if (m->type != REDIS_REPLY_STRING || parse_u64(m->str, m->len, &mode))
+				rc = m->type == REDIS_REPLY_ERROR ? map_err(NULL, 0, m) : -EIO;
+			else if (!S_ISDIR(mode))
+				rc = -ENOTDIR;
+			ask = 0;
+		}
+		if (rc == 0 && x->type != REDIS_REPLY_ARRAY)
+			rc = map_err(NULL, 0, x);
+		if (rc) {
+			replies_free(rv, nr);
+			return rc;
+		}
+		size_t cnt = x->elements / 2;
+		t->npf = 0;
+		if (grow((void **)&t->pf, &t->cappf, cnt + 1, sizeof(*t->pf)) == 0) {
+			for (size_t i = 0; i < cnt; i++) {
+				uint64_t ino;
+				uint32_t type;
+				const char *nm;
+				size_t nl;
+				const redisReply *m = x->element[2 * i];
+				if (m->type == REDIS_REPLY_STRING &&
+				    !member_parse(m->str, m->len, &ino, &type, &nm, &nl))
+					t->pf[t->npf++] = ino;
+			}
+		}
+		int stop = 0;
+		for (size_t i = 0; i < cnt && !stop; i++) {
+			const redisReply *m = x->element[2 * i], *sc = x->element[2 * i + 1];
+			struct cvfs_dirent de;
+			if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING ||
+			    member_parse(m->str, m->len, &de.ino, &de.type, &de.name, &de.namelen) ||
+			    parse_u64(sc->str, sc->len, &de.cookie)) {
+				rc = -EIO;
+				break;
+			}
+			pos = de.cookie;
+			if (t->write) { /* our own changes first */
+				struct dent *d = dent_find(t, dir, de.name, de.namelen);
+				if (d && !d->present)
+					continue;
+				if (d) {
+					de.ino = d->ino;
+					de.type = d->type;
+				}
+			}
+			if (cb(arg, &de))
+				stop = 1;
+		}
+		replies_free(rv, nr);
+		t->npf = 0;
+		if (rc || stop)
+			return rc;
+		if (cnt < (size_t)batch)
+			break;
+		batch = LIST_BATCH * 2;
+	}
+	/* a write transaction's new entries, after the server's */
+	if (t->write) {
+		for (;;) {
+			struct dent *best = NULL;
+			for (size_t i = 0; i < t->nde; i++) {
+				struct dent *d = &t->de[i];
+				if (d->dir == dir && d->present && !d->orig && d->cookie > cookie &&
+				    (!best || d->cookie < best->cookie))
+					best = d;
+			}
+			if (!best)
+				break;
+			struct cvfs_dirent de = {best->name, best->len, best->ino, best->type,
+						 best->cookie};
+			cookie = best->cookie;
+			if (cb(arg, &de))
+				break;
+		}
+	}
+	return 0;
+}
+
+/* ---- xattrs ---- */
+
+static struct xent *xent_find(struct rtxn *t, uint64_t ino, const char *name)
+{
+	for (size_t i = t->nxe; i-- > 0;)
+		if (t->xe[i].ino == ino && strcmp(t->xe[i].name, name) == 0)
+			return &t->xe[i];
+	return NULL;
+}
+
+static int xent_lookup(struct rtxn *t, uint64_t ino, const char *name, struct xent **out)
+{
+	struct xent *x = xent_find(t, ino, name);
+	if (x) {
+		*out = x;
+		return 0;
+	}
+	struct rstore *s = t->s;
+	int rc = 0;
+	if (t->write)
+		rc = ob_cmd(&t->ob, "WATCH %bx:%llu", PFX(s), (ull)ino);
+	if (rc == 0)
+		rc = ob_cmd(&t->ob, "HGET %bx:%llu %s", PFX(s), (ull)ino, name);
+	redisReply **rv;
+	int nr;
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	const redisReply *r = rv[nr - 1];
+	if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
+		rc = map_err(NULL, 0, r);
+	if (rc == 0 && grow((void **)&t->xe, &t->capxe, t->nxe + 1, sizeof(*t->xe)))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		x = &t->xe[t->nxe];
+		memset(x, 0, sizeof(*x));
+		x->ino = ino;
+		x->name = strdup(name);
+		if (!x->name)
+			rc = -ENOMEM;
+	}
+	if (rc == 0 && r->type == REDIS_REPLY_STRING) {
+		x->val = malloc(r->len ? r->len : 1);
+		if (!x->val) {
+			free(x->name);
+			rc = -ENOMEM;
+		} else {
+			memcpy(x->val, r->str, r->len);
+			x->vlen = r->len;
+			x->present = x->orig = 1;
+		}
+	}
+	replies_free(rv, nr);
+	if (rc)
+		return rc;
+	t->nxe++;
+	*out = x;
+	return 0;
+}
+
+static ssize_t r_getx(struct cvfs_store *st, uint64_t ino, const char *name, void *val, size_t size)
+{
+	TXN_OR_FAIL(t, st);
+	struct xent *x;
+	int rc = xent_lookup(t, ino, name, &x);
+	if (rc)
+		return rc;
+	if (!x->present)
+		return -ENODATA;
+	if (size == 0)
+		return (ssize_t)x->vlen;
+	if (size < x->vlen)
+		return -ERANGE;
+	memcpy(val, x->val, x->vlen);
+	return (ssize_t)x->vlen;
+}
+
+static int r_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val,
+		  size_t size, int flags)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	struct ient *e;
+	int rc = ient_get(t, ino, &e);
+	if (rc)
+		return rc;
+	if (!e->present)
+		return -ENOENT;
+	struct xent *x;
+	rc = xent_lookup(t, ino, name, &x);
+	if (rc)
+		return rc;
+	if (x->present && (flags & XATTR_CREATE))
+		return -EEXIST;
+	if (!x->present && (flags & XATTR_REPLACE))
+		return -ENODATA;
+	char *v = malloc(size ? size : 1);
+	if (!v)
+		return -ENOMEM;
+	if (size)
+		memcpy(v, val, size);
+	free(x->val);
+	x->val = v;
+	x->vlen = size;
+	x->present = 1;
+	x->dirty = 1;
+	return 0;
+}
+
+static ssize_t r_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t size)
+{
+	TXN_OR_FAIL(t, st);
+	struct rstore *s = t->s;
+	int rc = 0;
+	if (t->write)
+		rc = ob_cmd(&t->ob, "WATCH %bx:%llu", PFX(s), (ull)ino);
+	if (rc == 0)
+		rc = ob_cmd(&t->ob, "HKEYS %bx:%llu", PFX(s), (ull)ino);
+	redisReply **rv;
+	int nr;
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	const redisReply *r = rv[nr - 1];
+	if (r->type != REDIS_REPLY_ARRAY) {
+		rc = map_err(NULL, 0, r);
+		replies_free(rv, nr);
+		return rc;
+	}
+	size_t need = 0;
+	/* two passes: count, then copy */
+	for (int pass = 0; pass < 2; pass++) {
+		char *p = list;
+		if (pass == 1) {
+			if (size == 0)
+				break;
+			if (size < need) {
+				replies_free(rv, nr);
+				return -ERANGE;
+			}
+		}
+		for (size_t i = 0; i < r->elements; i++) {
+			const redisReply *k = r->element[i];
+			if (k->type != REDIS_REPLY_STRING)
+				continue;
+			struct xent *x = xent_find(t, ino, k->str);
+			if (x && !x->present)
+				continue;
+			if (pass == 0)
+				need += k->len + 1;
+			else {
+				memcpy(p, k->str, k->len);
+				p[k->len] = 0;
+				p += k->len + 1;
+			}
+		}
+		for (size_t i = 0; i < t->nxe; i++) {
+			const struct xent *x = &t->xe[i];
+			if (x->ino != ino || !x->present || x->orig)
+				continue;
+			size_t l = strlen(x->name) + 1;
+			if (pass == 0)
+				need += l;
+			else {
+				memcpy(p, x->name, l);
+				p += l;
+			}
+		}
+	}
+	replies_free(rv, nr);
+	return (ssize_t)need;
+}
+
+static int r_removex(struct cvfs_store *st, uint64_t ino, const char *name)
+{
+	TXN_OR_FAIL(t, st);
+	if (!t->write || t->s->readonly)
+		return -EROFS;
+	struct xent *x;
+	int rc = xent_lookup(t, ino, name, &x);
+	if (rc)
+		return rc;
+	if (!x->present)
+		return -ENODATA;
+	x->present = 0;
+	x->dirty = 1;
+	return 0;
+}
+
+/* ---- commit ---- */
+
+struct msgbuf {
+	char *p;
+	size_t n, cap;
+	int err;
+};
+
+static void msg_add(struct msgbuf *m, const char *s, size_t n)
+{
+	if (m->err)
+		return;
+	if (m->n + n > m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 256;
+		while (nc < m->n + n)
+			nc *= 2;
+		char *p = realloc(m->p, nc);
+		if (!p) {
+			m->err = 1;
+			return;
+		}
+		m->p = p;
+		m->cap = nc;
+	}
+	memcpy(m->p + m->n, s, n);
+	m->n += n;
+}
+
+static void msg_inode(struct msgbuf *m, uint64_t ino)
+{
+	char b[32];
+	int n = snprintf(b, sizeof(b), "I %llu\n", (ull)ino);
+	msg_add(m, b, (size_t)n);
+}
+
+/* DEL of keys P c:INO:IDX, in commands of at most 512 keys. */
+static int del_chunks(struct rtxn *t, uint64_t ino, const uint64_t *idxs, size_t n)
+{
+	struct rstore *s = t->s;
+	int rc = 0;
+	for (size_t at = 0; at < n && rc == 0;) {
+		size_t k = n - at < 512 ? n - at : 512;
+		const char **argv = malloc((k + 1) * sizeof(*argv));
+		size_t *lens = malloc((k + 1) * sizeof(*lens));
+		char *keys = malloc(k * (s->plen + 48));
+		if (!argv || !lens || !keys) {
+			rc = -ENOMEM;
+		} else {
+			argv[0] = "DEL";
+			lens[0] = 3;
+			for (size_t i = 0; i < k; i++) {
+				char *kp = keys + i * (s->plen + 48);
+				memcpy(kp, s->prefix, s->plen);
+				int l = snprintf(kp + s->plen, 48, "c:%llu:%llu", (ull)ino,
+						 (ull)idxs[at + i]);
+				argv[i + 1] = kp;
+				lens[i + 1] = s->plen + (size_t)l;
+			}
+			rc = ob_argv(&t->ob, (int)k + 1, argv, lens);
+		}
+		free(argv);
+		free(lens);
+		free(keys);
+		at += k;
+	}
+	return rc;
+}
+
+static int inode_reported(struct rtxn *t, uint64_t ino)
+{
+	const struct ient *e = ient_find(t, ino);
+	return e && e->dirty;
+}
+
+/* After EXEC: the directory-record cache learns the new records (or forgets
+ * them when the outcome is unknown). */
+static void commit_done(struct rtxn *t, int ok)
+{
+	for (size_t i = 0; i < t->nin; i++) {
+		const struct ient *e = &t->in[i];
+		if (!e->dirty)
+			continue;
+		if (ok && e->present)
+			dc_set(t->s, &e->a);
+		else
+			dc_inval(t->s, e->ino);
+	}
+}
+
+static int commit(struct rtxn *t)
+{
+	struct rstore *s = t->s;
+	struct obuf *ob = &t->ob;
+	int dirty = t->ndop || t->ndel;
+	for (size_t i = 0; i < t->nin && !dirty; i++)
+		dirty = t->in[i].dirty;
+	for (size_t i = 0; i < t->nde && !dirty; i++)
+		dirty = t->de[i].dirty;
+	for (size_t i = 0; i < t->nxe && !dirty; i++)
+		dirty = t->xe[i].dirty;
+	if (!dirty) {
+		if (t->sent_ok)
+			t->k->need_unwatch = 1;
+		return 0;
+	}
+	if (s->readonly)
+		return -EROFS; /* (the methods refuse already) */
+	if (t->nval && !t->stale) { /* cached records not yet checked: check them now */
+		redisReply **rv;
+		int nr;
+		int rc = roundtrip(t, &rv, &nr);
+		if (rc)
+			return rc;
+		replies_free(rv, nr);
+	}
+	if (t->stale) {
+		t->k->need_unwatch = 1;
+		return -EAGAIN;
+	}
+	struct msgbuf m = {0};
+	char hdr[40];
+	int hl = snprintf(hdr, sizeof(hdr), "%llu\n", s->client_id);
+	msg_add(&m, hdr, (size_t)hl);
+	int rc = ob_cmd(ob, "MULTI");
+	int first = ob->ncmd; /* replies from here on are QUEUED */
+	/* 1. data */
+	for (size_t i = 0; i < t->ndop && rc == 0; i++) {
+		const struct dop *d = &t->dops[i];
+		switch (d->kind) {
+		case DOP_SETRANGE:
+			rc = ob_cmd(ob, "SETRANGE %bc:%llu:%llu %u %b", PFX(s), (ull)d->ino,
+				    (ull)d->idx, d->off, d->buf, d->len);
+			if (rc == 0)
+				rc = ob_cmd(ob, "ZADD %bk:%llu %llu %llu", PFX(s), (ull)d->ino,
+					    (ull)d->idx, (ull)d->idx);
+			break;
+		case DOP_SET:
+			rc = ob_cmd(ob, "SET %bc:%llu:%llu %b", PFX(s), (ull)d->ino, (ull)d->idx,
+				    d->buf, d->len);
+			if (rc == 0)
+				rc = ob_cmd(ob, "ZADD %bk:%llu %llu %llu", PFX(s), (ull)d->ino,
+					    (ull)d->idx, (ull)d->idx);
+			break;
+		case DOP_DEL:
+			rc = ob_cmd(ob, "DEL %bc:%llu:%llu", PFX(s), (ull)d->ino, (ull)d->idx);
+			if (rc == 0)
+				rc = ob_cmd(ob, "ZREM %bk:%llu %llu", PFX(s), (ull)d->ino,
+					    (ull)d->idx);
+			break;
+		case DOP_CUT:
+			rc = del_chunks(t, d->ino, d->idxs, d->nidx);
+			if (rc == 0)
+				rc = ob_cmd(ob, "ZREMRANGEBYSCORE %bk:%llu %llu +inf", PFX(s),
+					    (ull)d->ino, (ull)d->idx);
+			break;
+		}
+		int seen = 0; /* tell about each inode once */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = t->dops[j].ino == d->ino;
+		if (!seen && !inode_reported(t, d->ino))
+			msg_inode(&m, d->ino);
+	}
+	/* 2. xattrs */
+	for (size_t i = 0; i < t->nxe && rc == 0; i++) {
+		const struct xent *x = &t->xe[i];
+		if (!x->dirty)
+			continue;
+		if (x->present)
+			rc = ob_cmd(ob, "HSET %bx:%llu %s %b", PFX(s), (ull)x->ino, x->name, x->val,
+				    x->vlen);
+		else if (x->orig)
+			rc = ob_cmd(ob, "HDEL %bx:%llu %s", PFX(s), (ull)x->ino, x->name);
+		if (!inode_reported(t, x->ino))
+			msg_inode(&m, x->ino);
+	}
+	/* 3. deleted inodes */
+	for (size_t i = 0; i < t->ndel && rc == 0; i++) {
+		const struct idel *d = &t->dels[i];
+		rc = ob_cmd(ob, "DEL %bi:%llu %bx:%llu %bd:%llu %bl:%llu %bk:%llu", PFX(s),
+			    (ull)d->ino, PFX(s), (ull)d->ino, PFX(s), (ull)d->ino, PFX(s),
+			    (ull)d->ino, PFX(s), (ull)d->ino);
+		if (rc == 0)
+			rc = del_chunks(t, d->ino, d->idxs, d->nidx);
+	}
+	/* 4. inode records */
+	long long nfiles = 0;
+	for (size_t i = 0; i < t->nin && rc == 0; i++) {
+		const struct ient *e = &t->in[i];
+		if (!e->dirty)
+			continue;
+		const struct cvfs_attr *a = &e->a;
+		if (e->present)
+			rc = ob_cmd(ob,
+				    "HSET %bi:%llu mode %u nlink %u uid %u gid %u size %llu "
+				    "parent %llu rdev %llu gen %llu atime %lld mtime %lld "
+				    "ctime %lld btime %lld flags %u",
+				    PFX(s), (ull)a->ino, a->mode, a->nlink, a->uid, a->gid,
+				    (ull)a->size, (ull)a->parent, (ull)a->rdev, (ull)a->generation,
+				    (long long)a->atime_ns, (long long)a->mtime_ns,
+				    (long long)a->ctime_ns, (long long)a->btime_ns, a->flags);
+		nfiles += (long long)e->present - (long long)e->orig;
+		msg_inode(&m, e->ino);
+	}
+	/* 5. directory entries */
+	for (size_t i = 0; i < t->nde && rc == 0; i++) {
+		const struct dent *d = &t->de[i];
+		if (!d->dirty)
+			continue;
+		char om[64 + CVFS_NAME_MAX], nm[64 + CVFS_NAME_MAX], val[80];
+		size_t oml = 0, nml = 0;
+		if (d->orig)
+			oml = member_fmt(om, d->oino, d->otype, d->name, d->len);
+		if (d->present)
+			nml = member_fmt(nm, d->ino, d->type, d->name, d->len);
+		int changed = !d->orig || !d->present || oml != nml || memcmp(om, nm, oml) ||
+			      d->cookie != d->ocookie;
+		if (d->orig && changed)
+			rc = ob_cmd(ob, "ZREM %bl:%llu %b", PFX(s), (ull)d->dir, om, oml);
+		if (rc == 0 && d->present) {
+			int vl = snprintf(val, sizeof(val), "%llu %u %llu", (ull)d->ino,
+					  (d->type >> 12) & 017, (ull)d->cookie);
+			rc = ob_cmd(ob, "HSET %bd:%llu %b %b", PFX(s), (ull)d->dir, d->name,
+				    (size_t)d->len, val, (size_t)vl);
+			if (rc == 0 && changed)
+				rc = ob_cmd(ob, "ZADD %bl:%llu %llu %b", PFX(s), (ull)d->dir,
+					    (ull)d->cookie, nm, nml);
+		} else if (rc == 0 && d->orig) {
+			rc = ob_cmd(ob, "HDEL %bd:%llu %b", PFX(s), (ull)d->dir, d->name,
+				    (size_t)d->len);
+		}
+		char b[64];
+		int n = snprintf(b, sizeof(b), "E %llu %llu %u\n", (ull)d->dir,
+				 (ull)(d->orig ? d->oino : 0), (unsigned)d->len);
+		msg_add(&m, b, (size_t)n);
+		msg_add(&m, d->name, d->len);
+		msg_add(&m, "\n", 1);
+	}
+	if (rc == 0 && nfiles)
+		rc = ob_cmd(ob, "INCRBY %bnfiles %lld", PFX(s), nfiles);
+	if (rc == 0 && !m.err)
+		rc = ob_cmd(ob, "PUBLISH %bchg %b", PFX(s), m.p, m.n);
+	free(m.p);
+	if (rc == 0)
+		rc = ob_cmd(ob, "EXEC");
+	if (rc) {
+		ob_reset(ob);
+		t->k->need_unwatch = 1;
+		return rc;
+	}
+	redisReply **rv;
+	int nr;
+	struct timespec dl = deadline_after(&s->cmdto);
+	rc = -pthread_rwlock_timedwrlock(&s->iso, &dl);
+	if (rc) {
+		ob_reset(ob);
+		t->k->need_unwatch = 1;
+		return rc;
+	}
+	rc = roundtrip(t, &rv, &nr);
+	pthread_rwlock_unlock(&s->iso);
+	if (rc) {
+		commit_done(t, 0);
+		return rc;
+	}
+	const redisReply *ex = rv[nr - 1];
+	if (ex->type == REDIS_REPLY_NIL) {
+		rc = -EAGAIN; /* a watched key changed */
+	} else if (ex->type == REDIS_REPLY_ERROR) {
+		rc = map_err(NULL, 0, ex);
+		for (int i = first; i < nr - 1; i++) { /* the command that failed to queue */
+			if (rv[i]->type == REDIS_REPLY_ERROR) {
+				rc = map_err(NULL, 0, rv[i]);
+				break;
+			}
+		}
+	} else if (ex->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i < ex->elements; i++) {
+			if (ex->element[i]->type == REDIS_REPLY_ERROR) {
+				rc = map_err(NULL, 0, ex->element[i]);
+				fprintf(stderr, "chuk-vfs redis: a command failed inside EXEC: %s\n",
+					ex->element[i]->str);
+				break;
+			}
+		}
+	} else {
+		rc = -EIO;
+	}
+	replies_free(rv, nr);
+	commit_done(t, rc == 0);
+	return rc;
+}
+
+/* ---- outside transactions ---- */
+
+static uint64_t info_field(const char *info, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *p = info; p && *p;) {
+		if (strncmp(p, name, nl) == 0 && p[nl] == ':')
+			return strtoull(p + nl + 1, NULL, 10);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return 0;
+}
+
+static int r_statfs(struct cvfs_store *st, struct cvfs_statfs *out)
+{
+	struct rstore *s = rs(st);
+	int rc = r_txn_begin(st, 0);
+	if (rc)
+		return rc;
+	struct rtxn *t = cur(st);
+	redisReply **rv = NULL;
+	int nr = 0;
+	rc = ob_cmd(&t->ob, "INFO memory");
+	if (rc == 0)
+		rc = ob_cmd(&t->ob, "GET %bnfiles", PFX(s));
+	if (rc == 0)
+		rc = roundtrip(t, &rv, &nr);
+	uint64_t used = 0, max = 0, sys = 0, nfiles = 0;
+	if (rc == 0) {
+		const redisReply *i = rv[nr - 2], *f = rv[nr - 1];
+		if (i->type == REDIS_REPLY_STRING || i->type == REDIS_REPLY_STATUS) {
+			used = info_field(i->str, "used_memory");
+			max = info_field(i->str, "maxmemory");
+			sys = info_field(i->str, "total_system_memory");
+		}
+		if (f->type == REDIS_REPLY_STRING)
+			nfiles = strtoull(f->str, NULL, 10);
+	}
+	replies_free(rv, nr);
+	r_txn_end(st, 0);
+	if (rc)
+		return rc;
+	uint64_t total = max ? max : sys ? sys : (1ull << 40);
+	out->bsize = 4096;
+	out->blocks = total / 4096;
+	uint64_t ub = (used + 4095) / 4096;
+	out->bfree = out->bavail = ub < out->blocks ? out->blocks - ub : 0;
+	out->files = 1ull << 32;
+	out->ffree = nfiles < out->files ? out->files - nfiles : 0;
+	return 0;
+}
+
+static int r_sync(struct cvfs_store *st, uint64_t ino, int datasync)
+{
+	(void)st;
+	(void)ino;
+	(void)datasync;
+	return 0; /* committed means on the server; persistence is its configuration */
+}
+
+/* ---- the change feed ---- */
+
+static void feed_parse(struct rstore *s, const char *p, size_t n)
+{
+	const char *end = p + n, *nl = memchr(p, '\n', n);
+	if (!nl)
+		return;
+	uint64_t id;
+	if (parse_u64(p, (size_t)(nl - p), &id) || id == s->client_id)
+		return; /* ours, or garbage */
+	p = nl + 1;
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return;
+		char line[96];
+		size_t ll = (size_t)(nl - p);
+		if (ll >= sizeof(line))
+			return;
+		memcpy(line, p, ll);
+		line[ll] = 0;
+		p = nl + 1;
+		ull a, b;
+		unsigned len;
+		if (line[0] == 'I' && sscanf(line, "I %llu", &a) == 1) {
+			dc_inval(s, a);
+			if (s->cb)
+				s->cb(s->cbarg, CVFS_CHANGE_INODE, a, 0, NULL, 0);
+		} else if (line[0] == 'E' && sscanf(line, "E %llu %llu %u", &a, &b, &len) == 3) {
+			if (len == 0 || len > CVFS_NAME_MAX || (size_t)(end - p) < (size_t)len + 1)
+				return;
+			if (s->cb)
+				s->cb(s->cbarg, CVFS_CHANGE_ENTRY, b, a, p, len);
+			p += len + 1;
+		} else {
+			return;
+		}
+	}
+}
+
+static int sleep_unless_stopped(struct rstore *s, int ms)
+{
+	for (int i = 0; i < ms && !atomic_load(&s->wstop); i += 100)
+		usleep(100000);
+	return atomic_load(&s->wstop);
+}
+
+static void *feed_thread(void *arg)
+{
+	struct rstore *s = arg;
+	int backoff = 200;
+	while (!atomic_load(&s->wstop)) {
+		int err;
+		redisContext *c = connect_one(s, &err, NULL);
+		if (!c) {
+			if (sleep_unless_stopped(s, backoff))
+				break;
+			backoff = backoff < 2000 ? backoff * 2 : 2000;
+			continue;
+		}
+		redisReply *r = redisCommand(c, "SUBSCRIBE %bchg", PFX(s));
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			if (sleep_unless_stopped(s, backoff))
+				break;
+			continue;
+		}
+		freeReplyObject(r);
+		dc_live(s, 1);
+		backoff = 200;
+		int64_t last_rx = mono_ms(), ping_sent = 0;
+		const int64_t idle_ms = 5000;
+		const int64_t to_ms = s->cmdto.tv_sec * 1000 + s->cmdto.tv_usec / 1000;
+		while (!atomic_load(&s->wstop)) {
+			struct pollfd pfd = {c->fd, POLLIN, 0};
+			int pr = poll(&pfd, 1, 200);
+			int64_t now = mono_ms();
+			if (pr < 0 && errno != EINTR)
+				break;
+			if (pr > 0) {
+				if (redisBufferRead(c) != REDIS_OK)
+					break;
+				int bad = 0;
+				for (;;) {
+					r = NULL;
+					if (redisGetReplyFromReader(c, (void **)&r) != REDIS_OK) {
+						bad = 1;
+						break;
+					}
+					if (!r)
+						break;
+					last_rx = now;
+					ping_sent = 0;
+					if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+					    r->element[0]->type == REDIS_REPLY_STRING &&
+					    strcmp(r->element[0]->str, "message") == 0 &&
+					    r->element[2]->type == REDIS_REPLY_STRING)
+						feed_parse(s, r->element[2]->str, r->element[2]->len);
+					freeReplyObject(r);
+				}
+				if (bad)
+					break;
+			} else if (ping_sent && now - ping_sent > to_ms) {
+				break; /* the server stopped answering: start again */
+			} else if (!ping_sent && now - last_rx > idle_ms) {
+				int done = 0;
+				redisAppendCommand(c, "PING");
+				if (redisBufferWrite(c, &done) != REDIS_OK)
+					break;
+				ping_sent = now;
+			}
+		}
+		dc_live(s, 0);
+		redisFree(c);
+		if (!atomic_load(&s->wstop))
+			sleep_unless_stopped(s, 100);
+	}
+	return NULL;
+}
+
+static int r_watch(struct cvfs_store *st, cvfs_change_cb cb, void *arg)
+{
+	struct rstore *s = rs(st);
+	if (s->wstarted)
+		return -EBUSY;
+	s->cb = cb;
+	s->cbarg = arg;
+	atomic_store(&s->wstop, 0);
+	int rc = pthread_create(&s->wthr, NULL, feed_thread, s);
+	if (rc)
+		return -rc;
+	s->wstarted = 1;
+	return 0;
+}
+
+/* ---- open and free ---- */
+
+static void r_free(struct cvfs_store *st)
+{
+	struct rstore *s = rs(st);
+	if (!s)
+		return;
+	if (s->wstarted) {
+		atomic_store(&s->wstop, 1);
+		pthread_join(s->wthr, NULL);
+	}
+	if (getenv("CVFS_REDIS_STATS"))
+		fprintf(stderr, "chuk-vfs redis: %llu transactions, %llu round trips\n",
+			(ull)atomic_load(&s->txns), (ull)atomic_load(&s->roundtrips));
+	for (int i = 0; i < s->nconns; i++)
+		conn_drop(&s->conns[i]);
+	free(s->conns);
+	free(s->dc);
+	pthread_mutex_destroy(&s->dc_lock);
+	free(s->prefix);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_cond_destroy(&s->pool_cv);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_rwlock_destroy(&s->iso);
+	pthread_mutex_destroy(&s->brk_lock);
+	pthread_mutex_destroy(&s->alloc_lock);
+	free(s);
+}
+
+static const struct cvfs_store_ops redis_ops = {
+	.name = "redis",
+	.abi = CVFS_STORE_ABI,
+	.txn_begin = r_txn_begin,
+	.txn_end = r_txn_end,
+	.ino_alloc = r_ino_alloc,
+	.inode_get = r_inode_get,
+	.inode_put = r_inode_put,
+	.inode_del = r_inode_del,
+	.dent_get = r_dent_get,
+	.dent_put = r_dent_put,
+	.dent_del = r_dent_del,
+	.dir_list = r_dir_list,
+	.dir_empty = r_dir_empty,
+	.read = r_read,
+	.write = r_write,
+	.truncate = r_truncate,
+	.punch = r_punch,
+	.getx = r_getx,
+	.setx = r_setx,
+	.listx = r_listx,
+	.removex = r_removex,
+	.statfs = r_statfs,
+	.sync = r_sync,
+	.watch = r_watch,
+	.free = r_free,
+};
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = (char)(h * 16 + l);
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static int set_msg(char **errmsg, const char *fmt, const char *a, const char *b)
+{
+	if (errmsg && asprintf(errmsg, fmt, a, b) < 0)
+		*errmsg = NULL;
+	return -EINVAL;
+}
+
+/* redis://[user:password@]host[:port][/db] or unix://[user:password@]/path[?db=N] */
+static int parse_url(const char *u, struct rurl *o, char **errmsg)
+{
+	memset(o, 0, sizeof(*o));
+	o->port = 6379;
+	strcpy(o->host, "127.0.0.1");
+	const char *rest;
+	if (!strncmp(u, "redis://", 8)) {
+		rest = u + 8;
+	} else if (!strncmp(u, "unix://", 7)) {
+		rest = u + 7;
+		o->is_unix = 1;
+	} else if (!strncmp(u, "rediss://", 9)) {
+		return set_msg(errmsg, "bad redis URL '%s': TLS (rediss://) is not supported%s", u,
+			       "");
+	} else {
+		return set_msg(errmsg,
+			       "bad redis URL '%s': expected redis://[user:password@]host[:port][/db] "
+			       "or unix:///path/to/redis.sock[?db=N]%s",
+			       u, "");
+	}
+	/* userinfo: up to the last '@' before the path */
+	const char *slash = o->is_unix ? strstr(rest, "@/") : strchr(rest, '/');
+	const char *at = NULL;
+	if (o->is_unix) {
+		at = slash; /* "user:pass@/path" */
+	} else {
+		const char *lim = slash ? slash : rest + strlen(rest);
+		for (const char *p = rest; p < lim; p++)
+			if (*p == '@')
+				at = p;
+	}
+	if (at) {
+		const char *colon = memchr(rest, ':', (size_t)(at - rest));
+		if (colon) {
+			if (pct_decode(rest, (size_t)(colon - rest), o->user, sizeof(o->user)) ||
+			    pct_decode(colon + 1, (size_t)(at - colon - 1), o->pass, sizeof(o->pass)))
+				return set_msg(errmsg, "bad redis URL '%s': bad user or password%s", u,
+					       "");
+		} else if (pct_decode(rest, (size_t)(at - rest), o->pass, sizeof(o->pass))) {
+			return set_msg(errmsg, "bad redis URL '%s': bad password%s", u, "");
+		}
+		rest = at + 1;
+	}
+	if (o->is_unix) {
+		const char *q = strchr(rest, '?');
+		size_t pl = q ? (size_t)(q - rest) : strlen(rest);
+		if (pl == 0 || rest[0] != '/' || pl >= sizeof(o->path))
+			return set_msg(errmsg, "bad redis URL '%s': expected unix:///path/to/socket%s",
+				       u, "");
+		memcpy(o->path, rest, pl);
+		o->path[pl] = 0;
+		if (q) {
+			char *e;
+			if (strncmp(q + 1, "db=", 3) != 0)
+				return set_msg(errmsg, "bad redis URL '%s': unknown parameter (only db=N)%s",
+					       u, "");
+			long v = strtol(q + 4, &e, 10);
+			if (*e || e == q + 4 || v < 0 || v > 100000)
+				return set_msg(errmsg, "bad redis URL '%s': bad db%s", u, "");
+			o->db = (int)v;
+		}
+		return 0;
+	}
+	const char *hend;
+	if (*rest == '[') {
+		const char *rb = strchr(rest, ']');
+		if (!rb || (size_t)(rb - rest - 1) >= sizeof(o->host) || rb == rest + 1)
+			return set_msg(errmsg, "bad redis URL '%s': bad IPv6 address%s", u, "");
+		memcpy(o->host, rest + 1, (size_t)(rb - rest - 1));
+		o->host[rb - rest - 1] = 0;
+		hend = rb + 1;
+	} else {
+		hend = rest + strcspn(rest, ":/?");
+		if (hend != rest) {
+			if ((size_t)(hend - rest) >= sizeof(o->host))
+				return set_msg(errmsg, "bad redis URL '%s': host too long%s", u, "");
+			memcpy(o->host, rest, (size_t)(hend - rest));
+			o->host[hend - rest] = 0;
+		}
+	}
+	if (*hend == ':') {
+		char *e;
+		long v = strtol(hend + 1, &e, 10);
+		if (e == hend + 1 || v <= 0 || v > 65535 || (*e && *e != '/' && *e != '?'))
+			return set_msg(errmsg, "bad redis URL '%s': bad port%s", u, "");
+		o->port = (int)v;
+		hend = e;
+	}
+	if (*hend == '/' && hend[1] && hend[1] != '?') {
+		char *e;
+		long v = strtol(hend + 1, &e, 10);
+		if (e == hend + 1 || v < 0 || v > 100000 || (*e && *e != '?'))
+			return set_msg(errmsg, "bad redis URL '%s': bad database number%s", u, "");
+		o->db = (int)v;
+		hend = e;
+	} else if (*hend == '/') {
+		hend++;
+	}
+	if (*hend == '?') {
+		char *e;
+		if (strncmp(hend + 1, "db=", 3) != 0)
+			return set_msg(errmsg, "bad redis URL '%s': unknown parameter (only db=N)%s", u,
+				       "");
+		long v = strtol(hend + 4, &e, 10);
+		if (*e || e == hend + 4 || v < 0 || v > 100000)
+			return set_msg(errmsg, "bad redis URL '%s': bad db%s", u, "");
+		o->db = (int)v;
+	} else if (*hend) {
+		return set_msg(errmsg, "bad redis URL '%s': unexpected '%s'", u, hend);
+	}
+	return 0;
+}
+
+static int parse_secs(const char *v, struct timeval *tv)
+{
+	char *e;
+	double d = strtod(v, &e);
+	if (e == v || *e || !(d > 0) || d > 86400)
+		return -1;
+	tv->tv_sec = (time_t)d;
+	tv->tv_usec = (suseconds_t)((d - (double)tv->tv_sec) * 1e6);
+	return 0;
+}
+
+/* Characters SCAN MATCH treats specially, escaped. */
+static char *glob_escape(const char *p, size_t n)
+{
+	char *o = malloc(2 * n + 2), *q = o;
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("*?[]\\", p[i]))
+			*q++ = '\\';
+		*q++ = p[i];
+	}
+	*q++ = '*';
+	*q = 0;
+	return o;
+}
+
+/* Checks the format marker; creates it under an unused prefix. */
+static int check_format(struct rstore *s, redisContext *c, char **errmsg)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		redisReply *r = redisCommand(c, "GET %bformat", PFX(s));
+		if (!r)
+			goto io;
+		if (r->type == REDIS_REPLY_STRING) {
+			char tag[64];
+			unsigned ver = 0, chunk = 0;
+			int ok = sscanf(r->str, "%63s %u chunk=%u", tag, &ver, &chunk) == 3 &&
+				 strcmp(tag, FORMAT_TAG) == 0;
+			freeReplyObject(r);
+			if (!ok) {
+				if (errmsg && asprintf(errmsg,
+						       "redis at %s: prefix '%s' holds something that is "
+						       "not a chuk-vfs filesystem (see its 'format' key)",
+						       s->where, s->prefix) < 0)
+					*errmsg = NULL;
+				return -EINVAL;
+			}
+			if (ver != FORMAT_VERSION || chunk == 0 || chunk > (64u << 20)) {
+				if (errmsg && asprintf(errmsg,
+						       "redis at %s: prefix '%s' holds a chuk-vfs "
+						       "filesystem of format %u, this build reads %u",
+						       s->where, s->prefix, ver, FORMAT_VERSION) < 0)
+					*errmsg = NULL;
+				return -EINVAL;
+			}
+			s->chunk = chunk;
+			return 0;
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			int e = map_err(NULL, 0, r);
+			if (errmsg &&
+			    asprintf(errmsg, "redis at %s: %s", s->where, r->str) < 0)
+				*errmsg = NULL;
+			freeReplyObject(r);
+			return e;
+		}
+		freeReplyObject(r);
+		if (s->readonly) {
+			if (errmsg && asprintf(errmsg,
+					       "redis at %s: no chuk-vfs filesystem under prefix '%s' "
+					       "(and read-only: not creating one)",
+					       s->where, s->prefix) < 0)
+				*errmsg = NULL;
+			return -ENOENT;
+		}
+		/* a new filesystem: only where nothing else lives */
+		char *pat = glob_escape(s->prefix, s->plen);
+		if (!pat)
+			return -ENOMEM;
+		char cursor[32] = "0";
+		int found = 0;
+		do {
+			r = redisCommand(c, "SCAN %s MATCH %s COUNT 10000", cursor, pat);
+			if (!r) {
+				free(pat);
+				goto io;
+			}
+			if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+				freeReplyObject(r);
+				free(pat);
+				if (errmsg && asprintf(errmsg, "redis at %s: SCAN failed", s->where) < 0)
+					*errmsg = NULL;
+				return -EIO;
+			}
+			snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+			found = r->element[1]->elements > 0;
+			freeReplyObject(r);
+		} while (!found && strcmp(cursor, "0") != 0);
+		free(pat);
+		if (found) {
+			if (errmsg && asprintf(errmsg,
+					       "redis at %s: keys under prefix '%s' exist but are not a "
+					       "chuk-vfs filesystem; refusing to use it",
+					       s->where, s->prefix) < 0)
+				*errmsg = NULL;
+			return -EEXIST;
+		}
+		char fmt[64];
+		snprintf(fmt, sizeof(fmt), "%s %u chunk=%u", FORMAT_TAG, FORMAT_VERSION, s->chunk);
+		redisAppendCommand(c, "MULTI");
+		redisAppendCommand(c, "SET %bino 1 NX", PFX(s));
+		redisAppendCommand(c, "SET %bformat %s NX", PFX(s), fmt);
+		redisAppendCommand(c, "EXEC");
+		for (int i = 0; i < 4; i++) {
+			if (redisGetReply(c, (void **)&r) != REDIS_OK)
+				goto io;
+			freeReplyObject(r);
+		}
+	}
+	if (errmsg && asprintf(errmsg, "redis at %s: cannot create the format marker", s->where) < 0)
+		*errmsg = NULL;
+	return -EIO;
+io:
+	if (errmsg && asprintf(errmsg, "redis at %s: %s", s->where, c->errstr) < 0)
+		*errmsg = NULL;
+	return map_err(c, errno, NULL);
+}
+
+int cvfs_redis_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **out,
+		    char **errmsg)
+{
+	*out = NULL;
+	struct rstore *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	const char *url = cvfs_opt_get(opts, nopts, "url");
+	const char *pfx = cvfs_opt_get(opts, nopts, "prefix");
+	const char *v;
+	int rc = parse_url(url ? url : "redis://127.0.0.1:6379/0", &s->url, errmsg);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	if (s->url.is_unix)
+		snprintf(s->where, sizeof(s->where), "unix:%s%s%.0d", s->url.path,
+			 s->url.db ? "?db=" : "", s->url.db);
+	else
+		snprintf(s->where, sizeof(s->where), "%s:%d%s%.0d", s->url.host, s->url.port,
+			 s->url.db ? "/" : "", s->url.db);
+	s->prefix = strdup(pfx ? pfx : "chuk_vfs:");
+	s->plen = s->prefix ? strlen(s->prefix) : 0;
+	s->cto.tv_sec = 2;
+	s->cmdto.tv_sec = 5;
+	s->chunk = DEF_CHUNK;
+	s->nconns = DEF_POOL;
+	if (!s->prefix) {
+		free(s);
+		return -ENOMEM;
+	}
+	if ((v = cvfs_opt_get(opts, nopts, "connect_timeout")) && parse_secs(v, &s->cto))
+		rc = set_msg(errmsg, "redis store: bad connect_timeout '%s' (seconds)%s", v, "");
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "timeout")) && parse_secs(v, &s->cmdto))
+		rc = set_msg(errmsg, "redis store: bad timeout '%s' (seconds)%s", v, "");
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "connections"))) {
+		char *e;
+		long n = strtol(v, &e, 10);
+		if (*e || n < 1 || n > 256)
+			rc = set_msg(errmsg, "redis store: bad connections '%s' (1..256)%s", v, "");
+		else
+			s->nconns = (int)n;
+	}
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "chunk_size"))) {
+		char *e;
+		unsigned long n = strtoul(v, &e, 10);
+		if (*e || n < 512 || n > (64ul << 20))
+			rc = set_msg(errmsg, "redis store: bad chunk_size '%s' (512..64M bytes)%s", v,
+				     "");
+		else
+			s->chunk = (uint32_t)n;
+	}
+	s->dc_ttl_ms = DEF_DC_TTL_MS;
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "dir_cache"))) {
+		char *e;
+		double d = strtod(v, &e);
+		if (e == v || *e || d < 0 || d > 3600)
+			rc = set_msg(errmsg, "redis store: bad dir_cache '%s' (seconds, 0 = off)%s", v,
+				     "");
+		else
+			s->dc_ttl_ms = (int)(d * 1000);
+	}
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "readonly")))
+		s->readonly = strcmp(v, "0") != 0;
+	if (rc) {
+		free(s->prefix);
+		free(s);
+		return rc;
+	}
+	s->conns = calloc((size_t)s->nconns, sizeof(*s->conns));
+	if (!s->conns) {
+		free(s->prefix);
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_cond_init(&s->pool_cv, NULL);
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->iso, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&s->brk_lock, NULL);
+	pthread_mutex_init(&s->alloc_lock, NULL);
+	pthread_mutex_init(&s->dc_lock, NULL);
+	if (s->dc_ttl_ms > 0)
+		s->dc = calloc(DC_SLOTS, sizeof(*s->dc)); /* no memory: no cache */
+	s->base.ops = &redis_ops;
+	s->base.caps = CVFS_CAP_HARDLINKS | CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_XATTR |
+		       CVFS_CAP_SPECIAL | CVFS_CAP_SPARSE | CVFS_CAP_THREADS;
+
+	/* the first connection: checks the URL, credentials and the prefix */
+	int err;
+	redisContext *c = connect_one(s, &err, errmsg);
+	if (!c) {
+		r_free(&s->base);
+		return err ? err : -EIO;
+	}
+	rc = check_format(s, c, errmsg);
+	if (rc == 0) {
+		redisReply *r = redisCommand(c, "INCR %bclients", PFX(s));
+		if (!r || r->type != REDIS_REPLY_INTEGER) {
+			rc = r ? map_err(NULL, 0, r) : map_err(c, errno, NULL);
+			if (errmsg && asprintf(errmsg, "redis at %s: %s", s->where,
+					       r && r->str ? r->str : c->errstr) < 0)
+				*errmsg = NULL;
+			if (rc == -EROFS && s->readonly)
+				rc = 0; /* a read-only replica: no id needed, we publish nothing */
+		} else {
+			s->client_id = (ull)r->integer;
+		}
+		if (r)
+			freeReplyObject(r);
+	}
+	if (rc) {
+		redisFree(c);
+		r_free(&s->base);
+		return rc;
+	}
+	s->conns[0].c = c;
+	*out = &s->base;
+	return 0;
+}
