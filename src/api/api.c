@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +179,17 @@ static int mkdir_one(cvfs_fs *fs, const char *path, mode_t mode)
 	return 0;
 }
 
+static int is_root(const char *p)
+{
+	while (*p == '/')
+		p++;
+	return *p == 0;
+}
+
 int cvfs_mkdir(cvfs_fs *fs, const char *path, mode_t mode, int parents)
 {
+	if (is_root(path))
+		return parents ? 0 : -EEXIST;
 	if (!parents)
 		return mkdir_one(fs, path, mode);
 	char *p = strdup(path);
@@ -353,6 +363,8 @@ static int remove_at(cvfs_fs *fs, uint64_t parent, const char *name, int recursi
 
 int cvfs_remove(cvfs_fs *fs, const char *path, int recursive)
 {
+	if (is_root(path))
+		return -EBUSY;
 	uint64_t parent;
 	char name[CVFS_NAME_MAX + 1];
 	int rc = parent_of(fs, path, &parent, name);
@@ -893,12 +905,42 @@ int cvfs_mount_start(cvfs_fs *fs, const char *dir, const struct cvfs_mount_confi
 	return 0;
 }
 
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
 int cvfs_mount_stop(cvfs_mounted *mt)
 {
 	if (!mt)
 		return 0;
 	cvfs_mount_unmount(mt->m);
-	pthread_join(mt->thread, NULL);
+	/* libfuse unmounts lazily: while a file is still open through the mount
+	 * the serving thread's read of /dev/fuse never returns.  Interrupt it
+	 * (a handler without SA_RESTART makes the read fail with EINTR; the loop
+	 * sees the session ended); cvfs_mount_free then closes /dev/fuse, which
+	 * aborts the connection: files still open get ENOTCONN. */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1;
+	if (pthread_timedjoin_np(mt->thread, NULL, &dl) != 0) {
+		struct sigaction sa, old;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = wake_handler;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGRTMAX - 1, &sa, &old);
+		while (pthread_kill(mt->thread, SIGRTMAX - 1) == 0) {
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_nsec += 100000000;
+			if (dl.tv_nsec >= 1000000000) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000;
+			}
+			if (pthread_timedjoin_np(mt->thread, NULL, &dl) == 0)
+				break;
+		}
+		sigaction(SIGRTMAX - 1, &old, NULL);
+	}
 	cvfs_mount_free(mt->m);
 	int rc = mt->rc;
 	free(mt);

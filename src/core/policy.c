@@ -1208,6 +1208,21 @@ int cvfs_policy_check(struct cvfs_policy *p, enum cvfs_pol_op op, const char *pa
 	if (!change)
 		return 0;
 
+	/* Moving a directory that holds a protected path (or moving one into
+	 * place above it) would carry that path out from under its rule, or
+	 * plant content in it: "mv /pub/dir /pub/x" must not reveal a blocked
+	 * /pub/dir/key, nor make /a/ro writable by "mv /a /b". */
+	if (op == CVFS_POL_RENAME_FROM || op == CVFS_POL_RENAME_TO) {
+		for (size_t i = 0; i < p->ro_paths.n; i++)
+			if (strcmp(p->ro_paths.v[i], path) != 0 && under(p->ro_paths.v[i], path))
+				return violation(p, op, 0, path, cr, EROFS, "readonly_path=%s (inside)",
+						 p->ro_paths.v[i]);
+		for (size_t i = 0; i < p->block_paths.n; i++)
+			if (strcmp(p->block_paths.v[i], path) != 0 && under(p->block_paths.v[i], path))
+				return violation(p, op, 0, path, cr, EACCES, "block_path=%s (inside)",
+						 p->block_paths.v[i]);
+	}
+
 	if (p->allow_roots.n && !find_under(&p->allow_roots, path)) {
 		/* mkdir of an ancestor of an allowed root ("mkdir -p /work/out") */
 		int ok = 0;

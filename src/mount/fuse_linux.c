@@ -356,6 +356,9 @@ static void set_fi(struct cvfs_mount *m, struct fuse_file_info *fi, struct cvfs_
 	/* Only we change the data of an exclusive store, and the API's changes
 	 * invalidate pages explicitly: the page cache stays valid across opens. */
 	fi->keep_cache = !m->shared;
+	/* Nothing to do at close(2) unless the store stages data (S3): no
+	 * FLUSH round trip per close. */
+	fi->noflush = !cvfs_fs_store(m->fs)->ops->flush;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -479,7 +482,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->cache_readdir = 0;
+	/* The kernel may keep listings of a local store: its own changes drop
+	 * them, and the API's changes invalidate the directory explicitly. */
+	fi->cache_readdir = !m->shared;
+	fi->keep_cache = !m->shared;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		cvfs_fs_releasedir(m->fs, h);
 }
