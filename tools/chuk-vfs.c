@@ -252,7 +252,8 @@ static int cmd_ls(cvfs_fs *fs, int longfmt, const char *path)
 	if (rc == 0 && l.err)
 		rc = -l.err;
 	if (rc == 0) {
-		qsort(l.v, l.n, sizeof(*l.v), by_name);
+		if (l.n)
+			qsort(l.v, l.n, sizeof(*l.v), by_name);
 		for (size_t i = 0; i < l.n; i++) {
 			if (longfmt) {
 				char *full = join(path, l.v[i].name);
