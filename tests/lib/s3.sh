@@ -110,8 +110,91 @@ s3_aws() {
 }
 
 s3_cleanup() {
+	s3_proxy_stop
+	moto_stop
 	s3_stop
 	if [ -n "$S3_OWN_DATA" ]; then
 		rm -rf "$S3_OWN_DATA" "$S3_OWN_DATA.log"
 	fi
+}
+
+# A TCP proxy in front of the S3 server, to cut the connection mid-transfer:
+#   s3_proxy_start PORT TARGET_PORT [CUT_AFTER_BYTES]   sets S3_PROXY_PID
+#   (with CUT_AFTER_BYTES it closes every connection and stops listening once
+#   that many request bytes went through: a server dying mid-upload)
+#   s3_proxy_stop
+S3_PROXY_PID=""
+s3_proxy_start() {
+	local port=$1 target=$2 cut=${3:-0}
+	python3 -u - "$port" "$target" "$cut" <<'PY' &
+import os, socket, sys, threading
+port, target, cut = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port)); ls.listen(64)
+sent = 0; lock = threading.Lock()
+def pump(a, b, up):
+    global sent
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            if up and cut:
+                with lock:
+                    sent += len(d)
+                    if sent > cut:
+                        os._exit(0)  # every connection and the listener die
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+while True:
+    c, _ = ls.accept()
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
+PY
+	S3_PROXY_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+s3_proxy_stop() {
+	[ -n "$S3_PROXY_PID" ] || return 0
+	kill "$S3_PROXY_PID" 2>/dev/null || true
+	wait "$S3_PROXY_PID" 2>/dev/null || true
+	S3_PROXY_PID=""
+}
+
+# moto_server (Python moto), when installed: an S3 with AbortMultipartUpload,
+# ListMultipartUploads and UploadPartCopy, which s3rver 3.7.1 lacks.
+#   moto_start   sets MOTO_PORT, MOTO_URL, MOTO_PID (returns 1 if unavailable)
+MOTO_PID="" MOTO_PORT="" MOTO_URL=""
+moto_start() {
+	command -v moto_server >/dev/null || return 1
+	MOTO_PORT=$(s3_free_port)
+	MOTO_URL=http://127.0.0.1:$MOTO_PORT
+	moto_server -H 127.0.0.1 -p "$MOTO_PORT" >/dev/null 2>&1 &
+	MOTO_PID=$!
+	local i
+	for ((i = 0; i < 150; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null; then
+			aws --endpoint-url "$MOTO_URL" s3 mb "s3://$S3_BUCKET" >/dev/null && return 0
+			return 1
+		fi
+		kill -0 "$MOTO_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+moto_stop() {
+	[ -n "$MOTO_PID" ] || return 0
+	kill "$MOTO_PID" 2>/dev/null || true
+	wait "$MOTO_PID" 2>/dev/null || true
+	MOTO_PID=""
 }

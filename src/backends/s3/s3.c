@@ -84,6 +84,8 @@ struct s3n {
 	unsigned gone : 1;      /* vanished from S3: ENOENT */
 	unsigned inpend : 1;    /* on the store's pending list */
 	uint64_t rsize;         /* size and ETag the listing or HEAD reported */
+	int64_t rlm;            /* LastModified the listing reported ... */
+	uint64_t rlm_chg;       /* ... when our last change was chg == rlm_chg */
 	char etag[48];
 	uint32_t pmode, puid, pgid; /* attributes as S3 has them */
 	int64_t pmtime;
@@ -98,6 +100,40 @@ struct s3n {
 	struct s3n *pnext, *pprev;
 	struct s3dir *dir;
 	pthread_mutex_t io;
+	struct ra *ra;          /* read-ahead window, made at the first read */
+	uint64_t ra_gen;        /* bumped when the bytes may have changed */
+};
+
+/* One buffer of bytes read ahead: [off, off + len) of the object as it was
+ * at generation gen. */
+struct rabuf {
+	char *p;
+	uint64_t off;
+	size_t len;
+	uint64_t gen;
+};
+
+/* The read-ahead of one file (docs/s3.md, "Reads").  m serialises the
+ * window's bookkeeping and the fetches that fill it; a read that goes
+ * straight to S3 (random access) does not hold it while on the wire. */
+struct ra {
+	pthread_mutex_t m;
+	struct rabuf cur, prev;
+	uint64_t next; /* where a sequential reader reads next; UINT64_MAX: none yet */
+	size_t win;    /* the window: 0 (random), then ra_min doubling to ra_max */
+	/* the window after cur, fetched by a thread of its own meanwhile */
+	struct rabuf ahead;
+	int fetching; /* that thread runs; cv signals its end */
+	uint64_t f_off;
+	size_t f_len;
+	pthread_cond_t cv;
+	struct s3s *s;
+	char *key;
+};
+
+/* A multipart upload that could not be aborted yet (S3 down). */
+struct owed_abort {
+	char *key, *id;
 };
 
 /* A rename waiting for the commit: src_key's objects go to the node's key. */
@@ -132,6 +168,20 @@ struct s3s {
 	size_t nmoves, capmoves;
 	struct s3n **gone;  /* detached by listings, freed at a write txn_begin */
 	size_t ngone, capgone;
+	struct owed_abort *aborts; /* retried at sync, later transactions, unmount */
+	size_t naborts, capaborts;
+	int64_t aborts_at; /* not retried before this */
+
+	/* data path tunables (store options) */
+	uint64_t mp_threshold; /* files at least this big go up in parts */
+	uint64_t mp_part;      /* part size (grown so there are at most 10000) */
+	int mp_threads;        /* parts in flight at once */
+	uint64_t copy_max;     /* bigger objects are copied with UploadPartCopy */
+	size_t ra_min, ra_max; /* read-ahead window */
+	uint64_t ra_mem;       /* all read-ahead buffers together */
+	uint64_t ra_used;      /* atomic */
+	int head_threads;      /* parallel HEADs for a directory listing */
+	int ra_streams;        /* GETs that fill one window together */
 };
 
 static __thread int tl_write; /* this thread holds lk exclusive */
@@ -218,8 +268,10 @@ static struct s3n *node_new(struct s3s *s, uint64_t ino, uint32_t mode)
 
 static void stage_close(struct s3n *n)
 {
-	if (n->fd >= 0)
+	if (n->fd >= 0) {
 		close(n->fd);
+		n->ra_gen++; /* what was read ahead may predate the stage */
+	}
 	n->fd = -1;
 }
 
@@ -250,6 +302,45 @@ static void pend_add(struct s3s *s, struct s3n *n)
 	n->pend_seq = s->txn_seq;
 }
 
+static void rabuf_drop(struct s3s *s, struct rabuf *b)
+{
+	if (b->p) {
+		free(b->p);
+		__atomic_sub_fetch(&s->ra_used, b->len, __ATOMIC_RELAXED);
+	}
+	memset(b, 0, sizeof(*b));
+}
+
+/* Frees n's read-ahead buffers.  Called with lk held exclusive, or without
+ * mu (takes the ra lock). */
+static void ra_release(struct s3s *s, struct s3n *n, int destroy)
+{
+	struct ra *r = n->ra;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->m);
+	while (r->fetching)
+		pthread_cond_wait(&r->cv, &r->m);
+	rabuf_drop(s, &r->cur);
+	rabuf_drop(s, &r->prev);
+	rabuf_drop(s, &r->ahead);
+	r->next = UINT64_MAX;
+	r->win = 0;
+	pthread_mutex_unlock(&r->m);
+	if (destroy) {
+		pthread_cond_destroy(&r->cv);
+		free(r->key);
+		pthread_mutex_destroy(&r->m);
+		free(r);
+		n->ra = NULL;
+	}
+}
+
+static void ra_free(struct s3s *s, struct s3n *n)
+{
+	ra_release(s, n, 1);
+}
+
 static void node_free(struct s3s *s, struct s3n *n)
 {
 	pend_del(s, n);
@@ -260,6 +351,7 @@ static void node_free(struct s3s *s, struct s3n *n)
 		free(n->dir);
 	}
 	pthread_mutex_destroy(&n->io);
+	ra_free(s, n);
 	free(n->name);
 	free(n->link);
 	free(n);
@@ -444,8 +536,11 @@ static void apply_head(struct s3s *s, struct s3n *n, const struct s3_resp *rs)
 	uint32_t x;
 	if (!n->dir && (v = s3_resp_hdr(rs, "content-length")))
 		n->a.size = n->rsize = strtoull(v, NULL, 10);
-	if ((v = s3_resp_hdr(rs, "etag")))
+	if ((v = s3_resp_hdr(rs, "etag"))) {
+		if (strcmp(n->etag, v) != 0)
+			n->ra_gen++;
 		snprintf(n->etag, sizeof(n->etag), "%s", v);
+	}
 	if (parse_u32(s3_resp_hdr(rs, "x-amz-meta-mode"), &x) == 0) {
 		uint32_t type = n->a.mode & S_IFMT;
 		if (!n->dir && (x & S_IFMT) == S_IFLNK)
@@ -561,18 +656,328 @@ static int put_meta_object(struct s3s *s, const char *key, const struct cvfs_att
 	return simple(s, "PUT", key, m.h, body, blen);
 }
 
-/* Server-side copy of src to dst; REPLACE gives dst the metadata of a. */
-static int copy_object(struct s3s *s, const char *src, const char *dst, const struct cvfs_attr *a)
+/* ---- parallel requests ---- */
+
+/* Runs fn(arg, 0 .. n-1) on up to threads threads (this one included). */
+struct par {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n, next;
+	pthread_mutex_t m;
+};
+
+static void *par_main(void *p)
+{
+	struct par *r = p;
+	for (;;) {
+		pthread_mutex_lock(&r->m);
+		size_t i = r->next++;
+		pthread_mutex_unlock(&r->m);
+		if (i >= r->n)
+			break;
+		r->fn(r->arg, i);
+	}
+	return NULL;
+}
+
+static void par_run(size_t n, int threads, void (*fn)(void *arg, size_t i), void *arg)
+{
+	struct par r = {.fn = fn, .arg = arg, .n = n};
+	pthread_mutex_init(&r.m, NULL);
+	if (threads < 1)
+		threads = 1;
+	if ((size_t)threads > n)
+		threads = (int)n;
+	pthread_t t[64];
+	int nt = 0;
+	for (int i = 1; i < threads && i < 64; i++)
+		if (pthread_create(&t[nt], NULL, par_main, &r) == 0)
+			nt++;
+	par_main(&r);
+	for (int i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&r.m);
+}
+
+/* ---- multipart uploads (called without mu) ---- */
+
+static int copy_source_hdr(struct s3s *s, const char *src, char **out)
 {
 	char *es = s3_uri_encode(src, strlen(src), 1);
-	char *cs = NULL;
-	if (!es || asprintf(&cs, "x-amz-copy-source: /%s/%s", s->c->bucket, es) < 0) {
+	if (!es || asprintf(out, "x-amz-copy-source: /%s/%s", s->c->bucket, es) < 0) {
 		free(es);
+		*out = NULL;
 		return -ENOMEM;
 	}
 	free(es);
+	return 0;
+}
+
+static void owe_abort(struct s3s *s, const char *key, const char *id)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->naborts == s->capaborts) {
+		size_t nc = s->capaborts ? s->capaborts * 2 : 8;
+		struct owed_abort *t = realloc(s->aborts, nc * sizeof(*t));
+		if (t) {
+			s->aborts = t;
+			s->capaborts = nc;
+		}
+	}
+	if (s->naborts < s->capaborts) {
+		s->aborts[s->naborts].key = strdup(key);
+		s->aborts[s->naborts].id = strdup(id);
+		if (s->aborts[s->naborts].key && s->aborts[s->naborts].id)
+			s->naborts++;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* AbortMultipartUpload.  0 when done or when retrying is pointless (the
+ * upload is gone, or the server cannot abort: s3rver 3.7.1 answers 405). */
+static int abort_upload(struct s3s *s, const char *key, const char *id, int remember)
+{
+	char *eid = s3_uri_encode(id, strlen(id), 0), *q = NULL;
+	if (!eid || asprintf(&q, "uploadId=%s", eid) < 0) {
+		free(eid);
+		return -ENOMEM;
+	}
+	free(eid);
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "DELETE";
+	rq.key = key;
+	rq.query = q;
+	struct s3_resp rs;
+	int rc = s3c_do(s->c, &rq, &rs);
+	int transient = rc && (rs.curl_rc || rs.status >= 500 || rs.status == 429);
+	if (rc && !transient)
+		fprintf(stderr, "chuk-vfs s3: abort of upload %s of %s refused (HTTP %ld %s)\n", id,
+			key, rs.status, rs.code);
+	s3_resp_free(&rs);
+	free(q);
+	if (transient && remember)
+		owe_abort(s, key, id);
+	return transient ? rc : 0;
+}
+
+/* Aborts the uploads a failure left behind, now that S3 may answer again. */
+static void run_aborts(struct s3s *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->naborts;
+	struct owed_abort *a = s->aborts;
+	s->aborts = NULL;
+	s->naborts = s->capaborts = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		(void)abort_upload(s, a[i].key, a[i].id, 1);
+		free(a[i].key);
+		free(a[i].id);
+	}
+	free(a);
+}
+
+struct mp {
+	struct s3s *s;
+	const char *key;
+	char *eid;       /* the upload id, URI-encoded */
+	int fd;          /* parts from this file ... */
+	const char *csrc; /* ... or copied from this object (UploadPartCopy) */
+	uint64_t size, psize;
+	char (*etags)[80];
+	int rc; /* the first error; later parts are not sent */
+	pthread_mutex_t m;
+};
+
+static void mp_part(void *arg, size_t i)
+{
+	struct mp *m = arg;
+	pthread_mutex_lock(&m->m);
+	int stop = m->rc != 0;
+	pthread_mutex_unlock(&m->m);
+	if (stop)
+		return;
+	uint64_t off = (uint64_t)i * m->psize;
+	uint64_t len = m->size - off < m->psize ? m->size - off : m->psize;
+	char q[320], range[96];
+	snprintf(q, sizeof(q), "partNumber=%zu&uploadId=%s", i + 1, m->eid);
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "PUT";
+	rq.key = m->key;
+	rq.query = q;
+	const char *h[3] = {NULL, NULL, NULL};
+	if (m->csrc) {
+		snprintf(range, sizeof(range), "x-amz-copy-source-range: bytes=%" PRIu64 "-%" PRIu64,
+			 off, off + len - 1);
+		h[0] = m->csrc;
+		h[1] = range;
+		rq.hdrs = h;
+	} else {
+		rq.body_fd = m->fd;
+		rq.body_off = off;
+		rq.body_len = len;
+	}
+	struct s3_resp rs;
+	int rc = s3c_do(m->s->c, &rq, &rs);
+	if (rc == 0) {
+		char *et = m->csrc ? s3_xml_find(rs.body, rs.blen, "ETag") : NULL;
+		const char *v = m->csrc ? et : s3_resp_hdr(&rs, "etag");
+		if (v && *v)
+			snprintf(m->etags[i], sizeof(m->etags[i]), "%s", v);
+		else
+			rc = -EIO;
+		free(et);
+	}
+	s3_resp_free(&rs);
+	if (rc) {
+		pthread_mutex_lock(&m->m);
+		if (!m->rc)
+			m->rc = rc;
+		pthread_mutex_unlock(&m->m);
+	}
+}
+
+/* Puts key in parts: from fd (csrc NULL) or copied from another object
+ * (csrc = "x-amz-copy-source: ..." header).  hdrs go with the initiation
+ * (metadata, content type).  Any failure aborts the upload, so no parts are
+ * left behind; an abort S3 does not take now is owed and retried later. */
+static int multipart(struct s3s *s, const char *key, int fd, const char *csrc, uint64_t size,
+		     const char *const *hdrs, char *etag, size_t etagsz)
+{
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "POST";
+	rq.key = key;
+	rq.query = "uploads=";
+	rq.hdrs = hdrs;
+	struct s3_resp rs;
+	int rc = s3c_do(s->c, &rq, &rs);
+	char *id = rc == 0 ? s3_xml_find(rs.body, rs.blen, "UploadId") : NULL;
+	s3_resp_free(&rs);
+	if (rc)
+		return rc;
+	if (!id)
+		return -EIO;
+	uint64_t psize = s->mp_part;
+	if (csrc && psize < size / 64)
+		psize = size / 64; /* copies: fewer, bigger parts */
+	if (psize < size / 10000 + 1)
+		psize = size / 10000 + 1;
+	if (psize < (5u << 20))
+		psize = 5u << 20; /* S3's smallest part (but the last) */
+	size_t nparts = size ? (size_t)((size + psize - 1) / psize) : 1;
+	struct mp m = {.s = s, .key = key, .fd = fd, .csrc = csrc, .size = size, .psize = psize};
+	pthread_mutex_init(&m.m, NULL);
+	m.eid = s3_uri_encode(id, strlen(id), 0);
+	m.etags = calloc(nparts, sizeof(*m.etags));
+	char *body = NULL;
+	if (!m.eid || !m.etags) {
+		rc = -ENOMEM;
+	} else if (size == 0) {
+		rc = -EINVAL; /* never asked: empty objects are one PUT */
+	} else {
+		par_run(nparts, s->mp_threads, mp_part, &m);
+		rc = m.rc;
+	}
+	size_t bl = 0, bc = 0;
+	FILE *f = rc == 0 ? open_memstream(&body, &bl) : NULL;
+	if (rc == 0 && !f)
+		rc = -ENOMEM;
+	if (f) {
+		fputs("<CompleteMultipartUpload>", f);
+		for (size_t i = 0; i < nparts; i++)
+			fprintf(f, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
+				m.etags[i]);
+		fputs("</CompleteMultipartUpload>", f);
+		fclose(f);
+		(void)bc;
+		char q[320];
+		snprintf(q, sizeof(q), "uploadId=%s", m.eid);
+		struct s3_req cq = S3_REQ_INIT;
+		const char *ch[] = {"Content-Type: application/xml", NULL};
+		cq.method = "POST";
+		cq.key = key;
+		cq.query = q;
+		cq.hdrs = ch;
+		cq.body = body;
+		cq.blen = bl;
+		rc = s3c_do(s->c, &cq, &rs);
+		if (rc == 0 && etag) {
+			char *et = s3_xml_find(rs.body, rs.blen, "ETag");
+			snprintf(etag, etagsz, "%s", et ? et : "");
+			free(et);
+		}
+		s3_resp_free(&rs);
+	}
+	if (rc)
+		(void)abort_upload(s, key, id, 1);
+	free(body);
+	free(m.eid);
+	free(m.etags);
+	free(id);
+	pthread_mutex_destroy(&m.m);
+	return rc;
+}
+
+/* The metadata headers of object key (x-amz-meta-*, Content-Type), for a
+ * copy in parts, which does not carry them over by itself.  NULL-terminated,
+ * malloc'd strings in a malloc'd array. */
+static char **source_meta(struct s3s *s, const char *key, int *err)
+{
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "HEAD";
+	rq.key = key;
+	struct s3_resp rs;
+	*err = s3c_do(s->c, &rq, &rs);
+	char **h = NULL;
+	if (*err == 0) {
+		h = calloc(rs.nhdrs + 1, sizeof(*h));
+		size_t k = 0;
+		for (size_t i = 0; h && i < rs.nhdrs; i++) {
+			const char *nm = rs.hdrs[i].name;
+			if (strncmp(nm, "x-amz-meta-", 11) && strcmp(nm, "content-type"))
+				continue;
+			if (asprintf(&h[k], "%s: %s", nm, rs.hdrs[i].value) >= 0)
+				k++;
+			else
+				h[k] = NULL;
+		}
+		if (!h)
+			*err = -ENOMEM;
+	}
+	s3_resp_free(&rs);
+	return h;
+}
+
+/* Server-side copy of src (size bytes) to dst; REPLACE gives dst the
+ * metadata of a.  Objects over copy_max (CopyObject's limit, 5 GiB) are
+ * copied in parts with UploadPartCopy.  mu held (dropped meanwhile). */
+static int copy_object(struct s3s *s, const char *src, const char *dst, uint64_t size,
+		       const struct cvfs_attr *a)
+{
+	char *cs = NULL;
+	if (copy_source_hdr(s, src, &cs))
+		return -ENOMEM;
 	int rc;
-	if (a) {
+	if (size > s->copy_max) {
+		pthread_mutex_unlock(&s->mu);
+		struct metahdrs m;
+		char **sm = NULL;
+		const char *const *h;
+		if (a) {
+			meta_headers(a, &m, NULL, NULL);
+			h = m.h;
+			rc = 0;
+		} else {
+			sm = source_meta(s, src, &rc);
+			h = (const char *const *)sm;
+		}
+		if (rc == 0)
+			rc = multipart(s, dst, -1, cs, size, h, NULL, 0);
+		for (size_t i = 0; sm && sm[i]; i++)
+			free(sm[i]);
+		free(sm);
+		pthread_mutex_lock(&s->mu);
+	} else if (a) {
 		struct metahdrs m;
 		meta_headers(a, &m, cs, "x-amz-metadata-directive: REPLACE");
 		rc = simple(s, "PUT", dst, m.h, NULL, 0);
@@ -583,6 +988,8 @@ static int copy_object(struct s3s *s, const char *src, const char *dst, const st
 	free(cs);
 	return rc;
 }
+
+static int head_apply(struct s3s *s, struct s3n *n, int rc, const struct s3_resp *rs);
 
 /* Fetches the metadata of n with HEAD. */
 static int head_node(struct s3s *s, struct s3n *n)
@@ -597,11 +1004,19 @@ static int head_node(struct s3s *s, struct s3n *n)
 	struct s3_resp rs;
 	int rc = req(s, &rq, &rs);
 	free(key);
+	rc = head_apply(s, n, rc, &rs);
+	s3_resp_free(&rs);
+	return rc;
+}
+
+/* Applies the answer (rc, rs) to a HEAD of n.  mu held. */
+static int head_apply(struct s3s *s, struct s3n *n, int rc, const struct s3_resp *rs)
+{
 	if (rc == 0) {
 		if (n->dir)
 			n->marker = 1;
 		if (!(n->pending || n->dirty || n->metadirty || n->nopen))
-			apply_head(s, n, &rs);
+			apply_head(s, n, rs);
 		else
 			n->meta = 1;
 	} else if (rc == -ENOENT && n->dir) {
@@ -611,7 +1026,6 @@ static int head_node(struct s3s *s, struct s3n *n)
 		n->meta_at = mono_ns();
 		rc = 0;
 	}
-	s3_resp_free(&rs);
 	return rc;
 }
 
@@ -687,10 +1101,19 @@ static void merge(struct s3s *s, struct s3n *dir, struct s3_list *l, uint64_t ch
 		if (c) {
 			c->seen = gen;
 			c->remote = 1;
+			int lm_changed = 0;
+			if (!e->isdir && c->rlm_chg == c->chg && c->rlm && e->mtime_ns != INT64_MIN &&
+			    c->rlm != e->mtime_ns)
+				lm_changed = 1; /* e.g. new metadata, same bytes */
+			if (!e->isdir && !busy(c) && c->chg <= chg0) {
+				c->rlm = e->mtime_ns;
+				c->rlm_chg = c->chg;
+			}
 			if (!e->isdir && !busy(c) && c->chg <= chg0 &&
-			    (c->rsize != e->size || strcmp(c->etag, e->etag) != 0)) {
+			    (lm_changed || c->rsize != e->size || strcmp(c->etag, e->etag) != 0)) {
 				/* changed by someone else: forget what we knew */
 				c->meta = 0;
+				c->ra_gen++;
 				c->a.size = c->rsize = e->size;
 				snprintf(c->etag, sizeof(c->etag), "%s", e->etag);
 				stage_close(c);
@@ -714,6 +1137,8 @@ static void merge(struct s3s *s, struct s3n *dir, struct s3_list *l, uint64_t ch
 		if (!e->isdir) {
 			c->a.size = c->rsize = e->size;
 			snprintf(c->etag, sizeof(c->etag), "%s", e->etag);
+			c->rlm = e->mtime_ns;
+			c->rlm_chg = c->chg;
 		}
 	}
 	free(dirs);
@@ -774,6 +1199,7 @@ static int stage_open(struct s3s *s, struct s3n *n)
 		return -errno;
 	unlink(path);
 	n->fd = fd;
+	n->ra_gen++;
 	return 0;
 }
 
@@ -830,12 +1256,24 @@ static int upload(struct s3s *s, struct s3n *n)
 	struct cvfs_attr a = n->a;
 	int rc;
 	if (!n->pending && !n->dirty) {
-		rc = meta_differs(n) ? copy_object(s, key, key, &a) : 0;
+		rc = meta_differs(n) ? copy_object(s, key, key, n->rsize, &a) : 0;
 	} else if (S_ISLNK(a.mode)) {
 		rc = put_meta_object(s, key, &a, n->link, n->link ? strlen(n->link) : 0);
 	} else {
 		struct metahdrs m;
 		meta_headers(&a, &m, NULL, NULL);
+		if (n->fd >= 0 && a.size >= s->mp_threshold && a.size > 0) {
+			/* big: in parts, several at once; the stage does not change
+			 * meanwhile (writers need lk exclusive, we hold io) */
+			char et[48];
+			int fd = n->fd;
+			pthread_mutex_unlock(&s->mu);
+			rc = multipart(s, key, fd, NULL, a.size, m.h, et, sizeof(et));
+			pthread_mutex_lock(&s->mu);
+			if (rc == 0)
+				snprintf(n->etag, sizeof(n->etag), "%s", et);
+			goto uploaded;
+		}
 		struct s3_req rq = S3_REQ_INIT;
 		rq.method = "PUT";
 		rq.key = key;
@@ -854,6 +1292,7 @@ static int upload(struct s3s *s, struct s3n *n)
 			s3_resp_free(&rs);
 		}
 	}
+uploaded:
 	free(key);
 	if (rc) {
 		n->retry_at = mono_ns() + 2000000000LL;
@@ -929,10 +1368,10 @@ static void move_free(struct move *m)
 }
 
 /* Copies every object below src (a directory key) to dst, or one object. */
-static int copy_tree(struct s3s *s, const char *src, const char *dst, int isdir)
+static int copy_tree(struct s3s *s, const char *src, const char *dst, int isdir, uint64_t size)
 {
 	if (!isdir)
-		return copy_object(s, src, dst, NULL);
+		return copy_object(s, src, dst, size, NULL);
 	struct s3_list l;
 	pthread_mutex_unlock(&s->mu);
 	int rc = s3c_list(s->c, src, 1, &l);
@@ -948,12 +1387,12 @@ static int copy_tree(struct s3s *s, const char *src, const char *dst, int isdir)
 		    asprintf(&dk, "%.*s%s", (int)dl, dst, l.e[i].name) < 0)
 			rc = -ENOMEM;
 		else
-			rc = copy_object(s, sk, dk, NULL);
+			rc = copy_object(s, sk, dk, l.e[i].size, NULL);
 		free(sk);
 		free(dk);
 	}
 	if (rc == 0 && l.marker)
-		rc = copy_object(s, src, dst, NULL);
+		rc = copy_object(s, src, dst, 0, NULL);
 	s3_list_free(&l);
 	return rc;
 }
@@ -1018,9 +1457,9 @@ static int run_moves(struct s3s *s)
 				rc = -ENOMEM;
 				break;
 			}
-			rc = copy_tree(s, m->src_key, tmp[i], m->isdir);
+			rc = copy_tree(s, m->src_key, tmp[i], m->isdir, n->rsize);
 		} else {
-			rc = copy_tree(s, m->src_key, dst[i], m->isdir);
+			rc = copy_tree(s, m->src_key, dst[i], m->isdir, n->rsize);
 		}
 	}
 	for (size_t i = 0; i < nm && rc == 0; i++) {
@@ -1031,7 +1470,8 @@ static int run_moves(struct s3s *s)
 	for (size_t i = 0; i < nm && rc == 0 && conflict; i++) {
 		if (!tmp[i])
 			continue;
-		rc = copy_tree(s, tmp[i], dst[i], s->moves[i].isdir);
+		struct s3n *tn = by_ino(s, s->moves[i].ino);
+		rc = copy_tree(s, tmp[i], dst[i], s->moves[i].isdir, tn ? tn->rsize : 0);
 		if (rc == 0)
 			rc = delete_tree(s, tmp[i], s->moves[i].isdir);
 	}
@@ -1108,6 +1548,12 @@ static int s_txn_end(struct cvfs_store *st, int commit)
 		}
 		if (s->pend)
 			run_pending(s);
+		if (s->naborts && mono_ns() >= s->aborts_at) {
+			pthread_mutex_unlock(&s->mu);
+			run_aborts(s);
+			pthread_mutex_lock(&s->mu);
+			s->aborts_at = mono_ns() + 2000000000LL;
+		}
 		free_gone(s);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1240,7 +1686,7 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		if (!moving) {
 			int err = 0;
 			char *key = key_of(s, n, &err);
-			rc = key ? copy_object(s, key, key, &n->a) : err;
+			rc = key ? copy_object(s, key, key, n->rsize, &n->a) : err;
 			free(key);
 			if (rc == 0) {
 				persisted(n);
@@ -1456,6 +1902,63 @@ struct lent {
 	uint32_t type;
 };
 
+struct hjob {
+	struct s3s *s;
+	uint64_t *ino;
+	char **key;
+	struct s3_resp *rs;
+	int *rc;
+};
+
+static void hjob_one(void *arg, size_t i)
+{
+	struct hjob *h = arg;
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "HEAD";
+	rq.key = h->key[i];
+	h->rc[i] = s3c_do(h->s->c, &rq, &h->rs[i]);
+}
+
+/* The metadata of the entries of a listing batch that have none yet, with
+ * HEADs in parallel: the core asks for every entry's attributes right
+ * after (readdirplus, `ls -l`), and one HEAD after the other costs a round
+ * trip each.  mu held; dropped meanwhile. */
+static void heads(struct s3s *s, const struct lent *b, size_t k)
+{
+	struct hjob h = {.s = s};
+	size_t m = 0;
+	h.ino = calloc(k ? k : 1, sizeof(*h.ino));
+	h.key = calloc(k ? k : 1, sizeof(*h.key));
+	h.rs = calloc(k ? k : 1, sizeof(*h.rs));
+	h.rc = calloc(k ? k : 1, sizeof(*h.rc));
+	for (size_t i = 0; h.ino && h.key && h.rs && h.rc && i < k; i++) {
+		struct s3n *c = by_ino(s, b[i].ino);
+		if (!c || c->meta || !c->remote || busy(c) || !c->parent || c->gone)
+			continue;
+		int err = 0;
+		h.key[m] = key_of(s, c, &err);
+		if (h.key[m])
+			h.ino[m++] = c->ino;
+	}
+	if (m >= 2) {
+		pthread_mutex_unlock(&s->mu);
+		par_run(m, s->head_threads, hjob_one, &h);
+		pthread_mutex_lock(&s->mu);
+		for (size_t i = 0; i < m; i++) {
+			struct s3n *c = by_ino(s, h.ino[i]);
+			if (c && !c->meta && !c->gone && c->parent && (h.rc[i] == 0 || h.rc[i] == -ENOENT))
+				(void)head_apply(s, c, h.rc[i], &h.rs[i]);
+			s3_resp_free(&h.rs[i]);
+		}
+	}
+	for (size_t i = 0; i < m; i++)
+		free(h.key[i]);
+	free(h.ino);
+	free(h.key);
+	free(h.rs);
+	free(h.rc);
+}
+
 static int s_dir_list(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs_dirent_cb cb,
 		      void *arg)
 {
@@ -1491,6 +1994,8 @@ static int s_dir_list(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs
 			b[k].type = c->a.mode & S_IFMT;
 			k++;
 		}
+		if (rc == 0)
+			heads(s, b, k);
 		pthread_mutex_unlock(&s->mu);
 		int stop = 0;
 		for (size_t i = 0; i < k; i++) {
@@ -1533,6 +2038,239 @@ static int s_dir_empty(struct cvfs_store *st, uint64_t dir)
 }
 
 /* ---- data ---- */
+
+/* ---- reads ---- */
+
+/* GETs [off, off+len) of key into buf; bytes past the object's end (it
+ * shrank) read as zeros.  Without mu. */
+static ssize_t ranged_get(struct s3s *s, const char *key, void *buf, size_t len, uint64_t off)
+{
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "GET";
+	rq.key = key;
+	rq.sink_buf = buf;
+	rq.sink_cap = len;
+	rq.range_off = off;
+	rq.range_len = len;
+	struct s3_resp rs;
+	int r = s3c_do(s->c, &rq, &rs);
+	ssize_t rc = r;
+	if (r == 0 || rs.status == 416) {
+		size_t got = r == 0 ? (size_t)rs.got : 0;
+		if (r == 0 && rs.status == 200 && off > 0) {
+			rc = -EIO; /* the server ignored Range: should not happen with S3 */
+		} else {
+			memset((char *)buf + got, 0, len - got);
+			rc = (ssize_t)len;
+		}
+	}
+	s3_resp_free(&rs);
+	return rc;
+}
+
+struct rfetch {
+	struct s3s *s;
+	const char *key;
+	char *buf;
+	uint64_t off;
+	size_t len, piece;
+	int rc;
+	pthread_mutex_t m;
+};
+
+static void rfetch_piece(void *arg, size_t i)
+{
+	struct rfetch *f = arg;
+	size_t o = i * f->piece;
+	size_t l = f->len - o < f->piece ? f->len - o : f->piece;
+	ssize_t r = ranged_get(f->s, f->key, f->buf + o, l, f->off + o);
+	if (r < 0) {
+		pthread_mutex_lock(&f->m);
+		if (!f->rc)
+			f->rc = (int)r;
+		pthread_mutex_unlock(&f->m);
+	}
+}
+
+/* Fills buf with [off, off+len): one GET, or several at once for a big
+ * window (s3rver and S3 both serve parallel ranges faster than one). */
+static int fetch_window(struct s3s *s, const char *key, char *buf, size_t len, uint64_t off)
+{
+	size_t piece = s->ra_streams > 1 ? len / (size_t)s->ra_streams + 1 : len;
+	if (piece < (1u << 20))
+		piece = 1u << 20;
+	if (len <= piece) {
+		ssize_t r = ranged_get(s, key, buf, len, off);
+		return r < 0 ? (int)r : 0;
+	}
+	struct rfetch f = {.s = s, .key = key, .buf = buf, .off = off, .len = len, .piece = piece};
+	pthread_mutex_init(&f.m, NULL);
+	par_run((len + piece - 1) / piece, s->ra_streams, rfetch_piece, &f);
+	pthread_mutex_destroy(&f.m);
+	return f.rc;
+}
+
+static int rabuf_has(const struct rabuf *b, uint64_t gen, uint64_t off, size_t len)
+{
+	return b->p && b->gen == gen && off >= b->off && off + len <= b->off + b->len;
+}
+
+/* A read through the file's read-ahead window.  Sequential reads (near
+ * where the last one ended: the kernel sends a few at once, not always in
+ * order) double the window from ra_min to ra_max and are served from
+ * memory; a jump elsewhere closes the window, and such reads fetch just
+ * what they ask for, without holding the window's lock while on the wire. */
+struct ahead_job {
+	struct ra *ra;
+	char *key;
+	uint64_t gen;
+};
+
+static void *ahead_main(void *arg)
+{
+	struct ahead_job *j = arg;
+	struct ra *ra = j->ra;
+	struct s3s *s = ra->s;
+	char *p = malloc(ra->f_len);
+	int rc = p ? fetch_window(s, j->key, p, ra->f_len, ra->f_off) : -ENOMEM;
+	pthread_mutex_lock(&ra->m);
+	if (rc == 0 && j->gen == (ra->cur.p ? ra->cur.gen : j->gen)) {
+		rabuf_drop(s, &ra->ahead);
+		ra->ahead = (struct rabuf){.p = p, .off = ra->f_off, .len = ra->f_len, .gen = j->gen};
+	} else {
+		free(p);
+		__atomic_sub_fetch(&s->ra_used, ra->f_len, __ATOMIC_RELAXED);
+	}
+	ra->fetching = 0;
+	pthread_cond_broadcast(&ra->cv);
+	pthread_mutex_unlock(&ra->m);
+	free(j->key);
+	free(j);
+	return NULL;
+}
+
+/* Starts fetching the window after cur when the reader is half way
+ * through it.  ra->m held. */
+static void ra_ahead(struct s3s *s, struct ra *ra, const char *key, uint64_t rsize, uint64_t off)
+{
+	struct rabuf *c = &ra->cur;
+	if (ra->fetching || !c->p || ra->win == 0 || off < c->off + c->len / 2)
+		return;
+	uint64_t end = c->off + c->len;
+	if (end >= rsize || (ra->ahead.p && ra->ahead.off == end))
+		return;
+	size_t w = ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2;
+	if (w > rsize - end)
+		w = (size_t)(rsize - end);
+	if (__atomic_add_fetch(&s->ra_used, w, __ATOMIC_RELAXED) > s->ra_mem) {
+		__atomic_sub_fetch(&s->ra_used, w, __ATOMIC_RELAXED);
+		return;
+	}
+	struct ahead_job *j = malloc(sizeof(*j));
+	char *k = strdup(key);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (j && k) {
+		*j = (struct ahead_job){.ra = ra, .key = k, .gen = c->gen};
+		ra->f_off = end;
+		ra->f_len = w;
+		ra->fetching = 1;
+		ra->win = w;
+		rabuf_drop(s, &ra->ahead);
+		if (pthread_create(&t, &at, ahead_main, j) == 0) {
+			j = NULL;
+			k = NULL;
+		} else {
+			ra->fetching = 0;
+		}
+	}
+	pthread_attr_destroy(&at);
+	if (j || k) {
+		free(j);
+		free(k);
+		__atomic_sub_fetch(&s->ra_used, w, __ATOMIC_RELAXED);
+	}
+}
+
+/* A read through the file's read-ahead window.  Sequential reads (near
+ * where the last one ended: the kernel sends a few at once, not always in
+ * order) double the window from ra_min to ra_max and are served from
+ * memory, the next window being fetched meanwhile; a jump elsewhere closes
+ * the window, and such reads fetch just what they ask for, without holding
+ * the window's lock while on the wire. */
+static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t gen,
+		       uint64_t rsize, void *buf, size_t len, uint64_t off)
+{
+	pthread_mutex_lock(&ra->m);
+	/* a read in the window being fetched waits for it */
+	while (ra->fetching && off >= ra->f_off && off + len <= ra->f_off + ra->f_len)
+		pthread_cond_wait(&ra->cv, &ra->m);
+	if (ra->cur.p && ra->cur.gen != gen)
+		rabuf_drop(s, &ra->cur);
+	if (ra->prev.p && ra->prev.gen != gen)
+		rabuf_drop(s, &ra->prev);
+	if (ra->ahead.p && ra->ahead.gen != gen)
+		rabuf_drop(s, &ra->ahead);
+	if (rabuf_has(&ra->ahead, gen, off, len)) {
+		rabuf_drop(s, &ra->prev);
+		ra->prev = ra->cur;
+		ra->cur = ra->ahead;
+		memset(&ra->ahead, 0, sizeof(ra->ahead));
+	}
+	struct rabuf *hit = rabuf_has(&ra->cur, gen, off, len)    ? &ra->cur
+			    : rabuf_has(&ra->prev, gen, off, len) ? &ra->prev
+								  : NULL;
+	if (hit) {
+		memcpy(buf, hit->p + (off - hit->off), len);
+		if (off + len > ra->next || ra->next == UINT64_MAX)
+			ra->next = off + len;
+		if (hit == &ra->cur)
+			ra_ahead(s, ra, key, rsize, off);
+		pthread_mutex_unlock(&ra->m);
+		return (ssize_t)len;
+	}
+	uint64_t slack = (uint64_t)ra->win + (4u << 20);
+	int seq = (ra->next == UINT64_MAX && off == 0) ||
+		  (ra->next != UINT64_MAX && off + slack >= ra->next && off <= ra->next + slack);
+	if (seq)
+		ra->win = ra->win ? (ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2) : s->ra_min;
+	else
+		ra->win = 0;
+	size_t want = len > ra->win ? len : ra->win;
+	if (want > rsize - off)
+		want = (size_t)(rsize - off);
+	if (want < len)
+		want = len;
+	uint64_t used = __atomic_add_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
+	char *p = NULL;
+	if (want > len && used <= s->ra_mem)
+		p = malloc(want);
+	if (!p) {
+		/* random access (or no memory to spare): straight into buf */
+		__atomic_sub_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
+		ra->next = off + len;
+		pthread_mutex_unlock(&ra->m);
+		return ranged_get(s, key, buf, len, off);
+	}
+	int rc = fetch_window(s, key, p, want, off);
+	if (rc) {
+		free(p);
+		__atomic_sub_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
+		ra->win = 0;
+		pthread_mutex_unlock(&ra->m);
+		return rc;
+	}
+	rabuf_drop(s, &ra->prev);
+	ra->prev = ra->cur;
+	ra->cur = (struct rabuf){.p = p, .off = off, .len = want, .gen = gen};
+	memcpy(buf, p, len);
+	ra->next = off + len;
+	ra_ahead(s, ra, key, rsize, off);
+	pthread_mutex_unlock(&ra->m);
+	return (ssize_t)len;
+}
 
 static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
@@ -1607,29 +2345,22 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		rc = err;
 		goto out;
 	}
-	struct s3_req rq = S3_REQ_INIT;
-	rq.method = "GET";
-	rq.key = key;
-	rq.sink_buf = buf;
-	rq.sink_cap = len;
-	rq.range_off = off;
-	rq.range_len = len;
-	struct s3_resp rs;
-	int r = req(s, &rq, &rs);
-	free(key);
-	if (r == 0 || rs.status == 416) {
-		size_t got = r == 0 ? (size_t)rs.got : 0;
-		if (r == 0 && rs.status == 200 && off > 0) {
-			/* the server ignored Range: should not happen with S3 */
-			r = -EIO;
-		} else {
-			memset((char *)buf + got, 0, len - got);
-			rc = (ssize_t)len;
+	if (!n->ra) {
+		n->ra = calloc(1, sizeof(*n->ra));
+		if (n->ra) {
+			pthread_cond_init(&n->ra->cv, NULL);
+			n->ra->s = s;
+			pthread_mutex_init(&n->ra->m, NULL);
+			n->ra->next = UINT64_MAX;
 		}
 	}
-	if (r && rs.status != 416)
-		rc = r;
-	s3_resp_free(&rs);
+	struct ra *ra = n->ra;
+	uint64_t gen = n->ra_gen, rsize = n->rsize;
+	/* the node lives on (lk is held shared); its ra lock comes before mu */
+	pthread_mutex_unlock(&s->mu);
+	rc = ra ? ra_read(s, ra, key, gen, rsize, buf, len, off) : ranged_get(s, key, buf, len, off);
+	pthread_mutex_lock(&s->mu);
+	free(key);
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -1726,10 +2457,21 @@ static int s_open(struct cvfs_store *st, uint64_t ino, int flags)
 	if (!n || n->gone) {
 		rc = -ENOENT;
 	} else {
-		/* close-to-open: a clean file whose metadata is old is checked again */
+		/* close-to-open: a clean file whose metadata is old is checked
+		 * again, through its directory's listing (one request per
+		 * directory and list_ttl, not one per file): a changed size, ETag
+		 * or LastModified drops what we knew, and the HEAD follows */
 		if (!busy(n) && n->remote && n->parent && n->fd < 0 &&
 		    mono_ns() - n->meta_at >= s->ttl_ns) {
-			rc = head_node(s, n);
+			struct s3n *d = by_ino(s, n->parent);
+			if (d && d->dir)
+				rc = ensure_listed(s, d);
+			if (rc == 0 && (n->gone || !n->parent))
+				rc = -ENOENT;
+			else if (rc == 0 && !n->meta)
+				rc = head_node(s, n);
+			else if (rc == 0)
+				n->meta_at = mono_ns();
 			if (rc == -ENOENT)
 				n->gone = 1;
 		}
@@ -1755,10 +2497,12 @@ static int flush_node(struct s3s *s, uint64_t ino, int closing)
 	pthread_mutex_lock(&n->io);
 	pthread_mutex_lock(&s->mu);
 	int rc = upload(s, n);
+	int last = 0;
 	if (closing) {
 		if (n->nopen > 0)
 			n->nopen--;
 		if (n->nopen == 0) {
+			last = 1;
 			if (rc == 0 && !busy(n))
 				stage_close(n);
 			else if (busy(n))
@@ -1766,6 +2510,8 @@ static int flush_node(struct s3s *s, uint64_t ino, int closing)
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (last)
+		ra_release(s, n, 0); /* the window lives while the file is open */
 	pthread_mutex_unlock(&n->io);
 	return rc;
 }
@@ -1791,6 +2537,7 @@ static int s_release(struct cvfs_store *st, uint64_t ino)
 static int sync_all(struct s3s *s)
 {
 	int first = 0;
+	run_aborts(s);
 	pthread_mutex_lock(&s->mu);
 	size_t cap = 0, k = 0;
 	uint64_t *inos = NULL;
@@ -1864,6 +2611,11 @@ static void s_free(struct cvfs_store *st)
 		move_free(&s->moves[i]);
 	free(s->moves);
 	free(s->gone);
+	for (size_t i = 0; i < s->naborts; i++) {
+		free(s->aborts[i].key);
+		free(s->aborts[i].id);
+	}
+	free(s->aborts);
 	if (s->cache_dir)
 		rmdir(s->cache_dir);
 	free(s->cache_dir);
@@ -1989,6 +2741,23 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	s->gid = getgid();
 	s->next_ino = 2;
 	s->ttl_ns = (int64_t)(opt_long(opts, nopts, "list_ttl", 5) * 1000000000LL);
+	s->mp_threshold = (uint64_t)opt_long(opts, nopts, "multipart_threshold", 16 << 20);
+	s->mp_part = (uint64_t)opt_long(opts, nopts, "multipart_part", 8 << 20);
+	s->mp_threads = (int)opt_long(opts, nopts, "multipart_threads", 4);
+	s->copy_max = (uint64_t)opt_long(opts, nopts, "copy_max", 5LL << 30);
+	s->ra_min = (size_t)opt_long(opts, nopts, "readahead_min", 1 << 20);
+	s->ra_max = (size_t)opt_long(opts, nopts, "readahead_max", 32 << 20);
+	s->ra_mem = (uint64_t)opt_long(opts, nopts, "readahead_mem", 512 << 20);
+	s->head_threads = (int)opt_long(opts, nopts, "head_threads", 16);
+	s->ra_streams = (int)opt_long(opts, nopts, "readahead_streams", 1);
+	if (s->ra_streams < 1 || s->ra_streams > 16)
+		s->ra_streams = 1;
+	if (s->mp_threads < 1 || s->mp_threads > 64)
+		s->mp_threads = 4;
+	if (s->head_threads < 1 || s->head_threads > 64)
+		s->head_threads = 16;
+	if (s->ra_max < s->ra_min)
+		s->ra_max = s->ra_min;
 	const char *ro = cvfs_opt_get(opts, nopts, "readonly");
 	s->readonly = ro && strcmp(ro, "0") != 0;
 

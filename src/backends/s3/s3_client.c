@@ -713,6 +713,43 @@ int64_t s3_parse_http_date(const char *s)
 	return t == (time_t)-1 ? INT64_MIN : (int64_t)t * 1000000000;
 }
 
+/* ---- XML ---- */
+
+static xmlNodePtr find_elem(xmlNodePtr n, const char *name)
+{
+	for (; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (!xmlStrcmp(n->name, (const xmlChar *)name))
+			return n;
+		xmlNodePtr k = find_elem(n->children, name);
+		if (k)
+			return k;
+	}
+	return NULL;
+}
+
+char *s3_xml_find(const char *body, size_t len, const char *elem)
+{
+	if (!body || !len)
+		return NULL;
+	xmlDocPtr doc = xmlReadMemory(body, (int)len, NULL, NULL,
+				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc)
+		return NULL;
+	char *out = NULL;
+	xmlNodePtr n = find_elem(xmlDocGetRootElement(doc), elem);
+	if (n) {
+		xmlChar *t = xmlNodeGetContent(n);
+		if (t) {
+			out = strdup((const char *)t);
+			xmlFree(t);
+		}
+	}
+	xmlFreeDoc(doc);
+	return out;
+}
+
 /* ---- ListObjectsV2 ---- */
 
 static xmlNodePtr child(xmlNodePtr n, const char *name)

@@ -104,6 +104,10 @@ struct s3_list {
 int s3c_list(struct s3c *c, const char *prefix, int recursive, struct s3_list *out);
 void s3_list_free(struct s3_list *l);
 
+/* The text of the first element named elem anywhere in an XML body
+ * (malloc'd), or NULL. */
+char *s3_xml_find(const char *body, size_t len, const char *elem);
+
 int64_t s3_parse_iso8601(const char *s); /* ns since the epoch, or INT64_MIN */
 int64_t s3_parse_http_date(const char *s);
 
