@@ -91,6 +91,19 @@ enum { CVFS_CHANGE_INODE = 1, CVFS_CHANGE_ENTRY = 2 };
 typedef void (*cvfs_change_cb)(void *arg, int kind, uint64_t ino, uint64_t parent,
 			       const char *name, size_t len);
 
+/* A lock (see setlk below).  Bytes [start, end], both included; end
+ * CVFS_LOCK_EOF means "to the end of the file, however far it grows".
+ * owner is the kernel's lock owner (a process's table of descriptors, or an
+ * open file description for flock and OFD locks): unique within one client
+ * of the store; the store qualifies it with its own client identity. */
+#define CVFS_LOCK_EOF UINT64_MAX
+struct cvfs_lock {
+	uint32_t type; /* F_RDLCK, F_WRLCK or F_UNLCK (<fcntl.h>) */
+	uint32_t pid;  /* of the process that asked: reported by getlk */
+	uint64_t start, end;
+	uint64_t owner;
+};
+
 struct cvfs_store_ops {
 	const char *name;
 	uint32_t abi; /* CVFS_STORE_ABI */
@@ -162,6 +175,28 @@ struct cvfs_store_ops {
 	 * clients to cb, from a thread of the store's own.  Called once, after
 	 * the process daemonised (a store starts no threads before this). */
 	int (*watch)(struct cvfs_store *st, cvfs_change_cb cb, void *arg);
+
+	/* Optional as a group, outside transactions: locks that every client of
+	 * the store sees (struct cvfs_lock below), so two processes on two mounts
+	 * of one shared filesystem cannot both hold a write lock.  Without them a
+	 * mount leaves locking to its kernel, local to that mount.
+	 *  flock=0: fcntl(2) byte-range locks.  flock=1: flock(2) locks, always
+	 *  the whole file (start 0, end CVFS_LOCK_EOF).  The two kinds are
+	 *  independent: a lock of one kind never conflicts with one of the other.
+	 *  setlk: owner's locks in [start, end] become lk->type: F_RDLCK or
+	 *  F_WRLCK replaces what owner held there (upgrade, downgrade, ranges
+	 *  split and merged as POSIX says), F_UNLCK removes them (holding nothing
+	 *  there is not an error).  Locks of one owner never conflict with each
+	 *  other.  Never waits: -EAGAIN if a lock of another owner conflicts
+	 *  (then nothing changed).  F_UNLCK over [0, CVFS_LOCK_EOF] drops all of
+	 *  owner's locks of that kind on ino (what the core does at close).
+	 *  getlk: a lock of another owner that conflicts with *lk (type, start,
+	 *  end, pid filled; owner 0 if it is another client's), or type F_UNLCK
+	 *  if none.  Locks die with their client: free drops them, and a store
+	 *  must not let the locks of a client that vanished (killed, cut off)
+	 *  block the others for ever (the Redis store uses a lease). */
+	int (*setlk)(struct cvfs_store *st, uint64_t ino, const struct cvfs_lock *lk, int flock);
+	int (*getlk)(struct cvfs_store *st, uint64_t ino, struct cvfs_lock *lk, int flock);
 
 	void (*free)(struct cvfs_store *st);
 };

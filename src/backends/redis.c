@@ -16,6 +16,8 @@
  *                     short chunks read as zeros (holes)
  *   P k:INO           sorted set of the chunk indexes that exist
  *   P x:INO           hash: xattr name -> value
+ *   P lk:INO          hash: lock owner -> its lock ranges (see "locks")
+ *   P alive:CLIENT    set, expiring: a client's lock lease
  *   P chg             pub/sub channel of the change feed
  *
  * Transactions are optimistic: a write transaction WATCHes each key before it
@@ -38,8 +40,10 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -244,6 +248,21 @@ struct rstore {
 	uint64_t dc_epoch;
 	int feed_live;
 	int dc_ttl_ms; /* 0: no cache */
+	atomic_int feed_up; /* the feed thread is subscribed */
+
+	/* locks (see "locks" below) */
+	pthread_mutex_t lk_lock;
+	pthread_cond_t lk_cv;  /* sync_seen moved; lstop set */
+	char lk_sha[2][41];    /* the loaded scripts ("" until loaded) */
+	int lease_ms;
+	pthread_t lthr;        /* the lease thread */
+	int lthr_started, lstop;
+	uint64_t sync_sent, sync_seen;
+	struct lkretry {
+		uint64_t ino, owner;
+		int flock;
+	} *retry; /* unlocks to do again */
+	size_t nretry, capretry;
 };
 
 static inline struct rstore *rs(struct cvfs_store *st)
@@ -2460,8 +2479,21 @@ static void feed_parse(struct rstore *s, const char *p, size_t n)
 	if (!nl)
 		return;
 	uint64_t id;
-	if (parse_u64(p, (size_t)(nl - p), &id) || id == s->client_id)
-		return; /* ours, or garbage */
+	if (parse_u64(p, (size_t)(nl - p), &id))
+		return; /* garbage */
+	if (id == s->client_id) {
+		/* ours: only a lock's sync message matters (see "locks") */
+		ull sn;
+		if ((size_t)(end - nl) > 3 && nl[1] == 'S' &&
+		    sscanf(nl + 1, "S %llu", &sn) == 1) {
+			pthread_mutex_lock(&s->lk_lock);
+			if (sn > s->sync_seen)
+				s->sync_seen = sn;
+			pthread_cond_broadcast(&s->lk_cv);
+			pthread_mutex_unlock(&s->lk_lock);
+		}
+		return;
+	}
 	p = nl + 1;
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
@@ -2523,6 +2555,7 @@ static void *feed_thread(void *arg)
 		}
 		freeReplyObject(r);
 		dc_live(s, 1);
+		atomic_store(&s->feed_up, 1);
 		backoff = 200;
 		int64_t last_rx = mono_ms(), ping_sent = 0;
 		const int64_t idle_ms = 5000;
@@ -2566,7 +2599,11 @@ static void *feed_thread(void *arg)
 				ping_sent = now;
 			}
 		}
+		atomic_store(&s->feed_up, 0);
 		dc_live(s, 0);
+		pthread_mutex_lock(&s->lk_lock);
+		pthread_cond_broadcast(&s->lk_cv); /* lock syncs stop waiting for us */
+		pthread_mutex_unlock(&s->lk_lock);
 		redisFree(c);
 		if (!atomic_load(&s->wstop))
 			sleep_unless_stopped(s, 100);
@@ -2589,6 +2626,471 @@ static int r_watch(struct cvfs_store *st, cvfs_change_cb cb, void *arg)
 	return 0;
 }
 
+/* ---- locks ----
+ *
+ * P lk:INO is a hash: one field per lock owner, "K:CLIENT:OWNER" (K is p for
+ * fcntl locks, f for flock; OWNER the kernel's lock owner in hex), valued
+ * "T START END PID ..." (T is R or W; ranges sorted, disjoint, merged).
+ * P alive:CLIENT is the client's lease: a set of the inodes where it may hold
+ * locks (and "0"), expiring lease_ms after its last refresh.  A lock script
+ * takes a field whose client has no lease as dead, and deletes it.  Every
+ * change is one Lua script: atomic, one round trip, no retries.
+ *
+ * Lua numbers are doubles: offsets are clamped to 2^53 (LK_INF), which
+ * stands for "to the end"; ranges beyond 8 PiB are coarser than asked (they
+ * may conflict more, never less).
+ *
+ * A lock granted while the change feed is up also PUBLISHes "CLIENT\nS N\n"
+ * on the feed, and the grant returns once our own feed thread has seen it:
+ * by then every change committed before the lock (whose publish came
+ * before) has invalidated the kernel's caches, so a process that reads
+ * after taking a lock (SQLite) never reads pages older than the last
+ * writer's commit. */
+
+#define LK_INF 9007199254740992ull /* 2^53 */
+#define DEF_LEASE_MS 10000
+#define SYNC_WAIT_MS 2000
+
+/* KEYS: lk:INO, alive:CLIENT, chg.  ARGV: prefix, field, op (R W U: set;
+ * r w: test), start, end, pid, lease ms, ino, sync message ("" for none).
+ * Returns {1} (done, or no conflict) or {0, T, START, END, PID}. */
+static const char lk_script[] =
+	"local lk, alive, chg = KEYS[1], KEYS[2], KEYS[3]\n"
+	"local pfx, me, op = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local s, e, pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]\n"
+	"local kind = string.sub(me, 1, 2)\n"
+	"local myc = string.match(me, '^%a:(%d+):')\n"
+	"local want = string.upper(op)\n"
+	"local function ranges(v)\n"
+	"  local r = {}\n"
+	"  for t, a, b, p in string.gmatch(v, '(%a) (%d+) (%d+) (%d+)') do\n"
+	"    r[#r + 1] = {t, tonumber(a), tonumber(b), p}\n"
+	"  end\n"
+	"  return r\n"
+	"end\n"
+	"local function num(x) return string.format('%.0f', x) end\n"
+	"local live = {}\n"
+	"live[myc] = true\n"
+	"local all = redis.call('HGETALL', lk)\n"
+	"local mine, others = '', 0\n"
+	"for i = 1, #all, 2 do\n"
+	"  local f, v = all[i], all[i + 1]\n"
+	"  if f == me then\n"
+	"    mine = v\n"
+	"  else\n"
+	"    local c = string.match(f, '^%a:(%d+):')\n"
+	"    if c and live[c] == nil then\n"
+	"      live[c] = redis.call('EXISTS', pfx .. 'alive:' .. c) == 1\n"
+	"    end\n"
+	"    if not c or not live[c] then\n"
+	"      redis.call('HDEL', lk, f)\n"
+	"    else\n"
+	"      if c == myc then others = others + 1 end\n"
+	"      if want ~= 'U' and string.sub(f, 1, 2) == kind then\n"
+	"        for _, r in ipairs(ranges(v)) do\n"
+	"          if r[2] <= e and s <= r[3] and (want == 'W' or r[1] == 'W') then\n"
+	"            return {0, r[1], num(r[2]), num(r[3]), r[4]}\n"
+	"          end\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if op == 'r' or op == 'w' then return {1} end\n"
+	"local out = {}\n"
+	"for _, r in ipairs(ranges(mine)) do\n"
+	"  if r[3] < s or r[2] > e then\n"
+	"    out[#out + 1] = r\n"
+	"  else\n"
+	"    if r[2] < s then out[#out + 1] = {r[1], r[2], s - 1, r[4]} end\n"
+	"    if r[3] > e then out[#out + 1] = {r[1], e + 1, r[3], r[4]} end\n"
+	"  end\n"
+	"end\n"
+	"if want ~= 'U' then out[#out + 1] = {want, s, e, pid} end\n"
+	"table.sort(out, function(x, y) return x[2] < y[2] end)\n"
+	"local m, parts = {}, {}\n"
+	"for _, r in ipairs(out) do\n"
+	"  local l = m[#m]\n"
+	"  if l and l[1] == r[1] and l[3] + 1 >= r[2] then\n"
+	"    if r[3] > l[3] then l[3] = r[3] end\n"
+	"  else\n"
+	"    m[#m + 1] = r\n"
+	"  end\n"
+	"end\n"
+	"for _, r in ipairs(m) do\n"
+	"  parts[#parts + 1] = r[1] .. ' ' .. num(r[2]) .. ' ' .. num(r[3]) .. ' ' .. r[4]\n"
+	"end\n"
+	"if #parts > 0 then\n"
+	"  redis.call('HSET', lk, me, table.concat(parts, ' '))\n"
+	"  redis.call('SADD', alive, '0', ARGV[8])\n"
+	"  redis.call('PEXPIRE', alive, ARGV[7])\n"
+	"else\n"
+	"  if mine ~= '' then redis.call('HDEL', lk, me) end\n"
+	"  if others == 0 then redis.call('SREM', alive, ARGV[8]) end\n"
+	"end\n"
+	"if want ~= 'U' and ARGV[9] ~= '' then redis.call('PUBLISH', chg, ARGV[9]) end\n"
+	"return {1}\n";
+
+/* KEYS: alive:CLIENT.  ARGV: prefix, client.  Drops every lock of the
+ * client (a clean unmount) and its lease. */
+static const char lk_drop_script[] =
+	"local pat = '^%a:' .. ARGV[2] .. ':'\n"
+	"for _, ino in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  if ino ~= '0' then\n"
+	"    local k = ARGV[1] .. 'lk:' .. ino\n"
+	"    for _, f in ipairs(redis.call('HKEYS', k)) do\n"
+	"      if string.match(f, pat) then redis.call('HDEL', k, f) end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"redis.call('DEL', KEYS[1])\n"
+	"return 1\n";
+
+static const char *const lk_scripts[2] = {lk_script, lk_drop_script};
+
+static uint64_t lk_clamp(uint64_t x)
+{
+	return x >= LK_INF ? LK_INF : x;
+}
+
+/* Runs script `which` with its arguments (keys first; nkeys of them) on a pool
+ * connection: EVALSHA, and SCRIPT LOAD first when the server does not know
+ * it (first use, or it restarted).  *out: the reply (free it). */
+static int lk_eval(struct rstore *s, int which, int nkeys, int argc, const char **argv,
+		   const size_t *lens, redisReply **out)
+{
+	*out = NULL;
+	int rc = r_txn_begin(&s->base, 0);
+	if (rc)
+		return rc;
+	struct rtxn *t = cur(&s->base);
+	const char *av[16];
+	size_t al[16];
+	char nk[16];
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	for (int attempt = 0; attempt < 3 && rc == 0 && !*out; attempt++) {
+		char sha[41];
+		pthread_mutex_lock(&s->lk_lock);
+		memcpy(sha, s->lk_sha[which], sizeof(sha));
+		pthread_mutex_unlock(&s->lk_lock);
+		redisReply **rv = NULL;
+		int n = 0;
+		if (!sha[0]) {
+			rc = ob_cmd(&t->ob, "SCRIPT LOAD %s", lk_scripts[which]);
+			if (rc == 0)
+				rc = roundtrip(t, &rv, &n);
+			if (rc)
+				break;
+			if (rv[0]->type != REDIS_REPLY_STRING || rv[0]->len != 40) {
+				rc = map_err(NULL, 0, rv[0]);
+				replies_free(rv, n);
+				break;
+			}
+			memcpy(sha, rv[0]->str, 40);
+			sha[40] = 0;
+			replies_free(rv, n);
+			pthread_mutex_lock(&s->lk_lock);
+			memcpy(s->lk_sha[which], sha, sizeof(sha));
+			pthread_mutex_unlock(&s->lk_lock);
+		}
+		av[0] = "EVALSHA";
+		al[0] = 7;
+		av[1] = sha;
+		al[1] = 40;
+		av[2] = nk;
+		al[2] = strlen(nk);
+		for (int i = 0; i < argc && i < 13; i++) {
+			av[3 + i] = argv[i];
+			al[3 + i] = lens[i];
+		}
+		rc = ob_argv(&t->ob, 3 + argc, av, al);
+		if (rc == 0)
+			rc = roundtrip(t, &rv, &n);
+		if (rc)
+			break;
+		if (rv[0]->type == REDIS_REPLY_ERROR && !strncmp(rv[0]->str, "NOSCRIPT", 8)) {
+			pthread_mutex_lock(&s->lk_lock);
+			s->lk_sha[which][0] = 0;
+			pthread_mutex_unlock(&s->lk_lock);
+		} else if (rv[0]->type == REDIS_REPLY_ERROR) {
+			rc = map_err(NULL, 0, rv[0]);
+		} else {
+			*out = rv[0];
+			rv[0] = NULL;
+		}
+		replies_free(rv, n);
+	}
+	r_txn_end(&s->base, 0);
+	if (rc == 0 && !*out)
+		rc = -EIO;
+	return rc;
+}
+
+static void *lease_thread(void *arg);
+
+/* The lease: refreshed by a thread of ours from the first lock on. */
+static void lease_start(struct rstore *s)
+{
+	pthread_mutex_lock(&s->lk_lock);
+	if (!s->lthr_started && !s->lstop) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		s->lthr_started = pthread_create(&s->lthr, NULL, lease_thread, s) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	pthread_mutex_unlock(&s->lk_lock);
+}
+
+struct lkarg {
+	char lk[64], alive[64], field[80], op[2], start[24], end[24], pid[16], lease[16],
+		ino[24], msg[64];
+};
+
+/* One lock script call.  op: R W U (set), r w (test).  On a conflict
+ * returns -EAGAIN and fills *conf (if not NULL). */
+static int lk_call(struct rstore *s, uint64_t ino, int flock, uint64_t owner, char op,
+		   uint64_t start, uint64_t end, uint32_t pid, uint64_t sync, struct cvfs_lock *conf)
+{
+	struct lkarg a;
+	const char *av[12];
+	size_t al[12];
+	snprintf(a.lk, sizeof(a.lk), "lk:%llu", (ull)ino);
+	snprintf(a.alive, sizeof(a.alive), "alive:%llu", s->client_id);
+	snprintf(a.field, sizeof(a.field), "%c:%llu:%llx", flock ? 'f' : 'p', s->client_id,
+		 (ull)owner);
+	a.op[0] = op;
+	a.op[1] = 0;
+	snprintf(a.start, sizeof(a.start), "%llu", (ull)lk_clamp(start));
+	snprintf(a.end, sizeof(a.end), "%llu", (ull)lk_clamp(end));
+	snprintf(a.pid, sizeof(a.pid), "%u", pid);
+	snprintf(a.lease, sizeof(a.lease), "%d", s->lease_ms);
+	snprintf(a.ino, sizeof(a.ino), "%llu", (ull)ino);
+	a.msg[0] = 0;
+	if (sync)
+		snprintf(a.msg, sizeof(a.msg), "%llu\nS %llu\n", s->client_id, (ull)sync);
+	/* the keys carry the prefix (binary-safe): build them whole */
+	size_t l1 = strlen(a.lk), l2 = strlen(a.alive);
+	char *keys = malloc(3 * s->plen + l1 + l2 + 3);
+	if (!keys)
+		return -ENOMEM;
+	char *k1 = keys, *k2 = k1 + s->plen + l1, *k3 = k2 + s->plen + l2;
+	memcpy(k1, s->prefix, s->plen);
+	memcpy(k1 + s->plen, a.lk, l1);
+	memcpy(k2, s->prefix, s->plen);
+	memcpy(k2 + s->plen, a.alive, l2);
+	memcpy(k3, s->prefix, s->plen);
+	memcpy(k3 + s->plen, "chg", 3);
+	int n = 0;
+	av[n] = k1, al[n++] = s->plen + l1;
+	av[n] = k2, al[n++] = s->plen + l2;
+	av[n] = k3, al[n++] = s->plen + 3;
+	av[n] = s->prefix, al[n++] = s->plen;
+	const char *rest[] = {a.field, a.op, a.start, a.end, a.pid, a.lease, a.ino, a.msg};
+	for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
+		av[n] = rest[i], al[n++] = strlen(rest[i]);
+	redisReply *r;
+	int rc = lk_eval(s, 0, 3, n, av, al, &r);
+	free(keys);
+	if (rc)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER) {
+		rc = -EIO;
+	} else if (r->element[0]->integer == 0 && r->elements == 5) {
+		rc = -EAGAIN;
+		if (conf) {
+			memset(conf, 0, sizeof(*conf));
+			conf->type = r->element[1]->str && r->element[1]->str[0] == 'W' ? F_WRLCK
+											  : F_RDLCK;
+			conf->start = strtoull(r->element[2]->str ? r->element[2]->str : "0", NULL, 10);
+			conf->end = strtoull(r->element[3]->str ? r->element[3]->str : "0", NULL, 10);
+			if (conf->end >= LK_INF)
+				conf->end = CVFS_LOCK_EOF;
+			conf->pid = (uint32_t)strtoul(r->element[4]->str ? r->element[4]->str : "0",
+						      NULL, 10);
+		}
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+/* Unlocks that failed (the server was away) are done later, before any
+ * other lock call and by the lease thread: a close never reports them. */
+static int lk_retry_pending(struct rstore *s)
+{
+	for (;;) {
+		pthread_mutex_lock(&s->lk_lock);
+		if (!s->nretry) {
+			pthread_mutex_unlock(&s->lk_lock);
+			return 0;
+		}
+		struct lkretry r = s->retry[s->nretry - 1];
+		pthread_mutex_unlock(&s->lk_lock);
+		int rc = lk_call(s, r.ino, r.flock, r.owner, 'U', 0, CVFS_LOCK_EOF, 0, 0, NULL);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&s->lk_lock);
+		for (size_t i = 0; i < s->nretry; i++) {
+			if (s->retry[i].ino == r.ino && s->retry[i].owner == r.owner &&
+			    s->retry[i].flock == r.flock) {
+				s->retry[i] = s->retry[--s->nretry];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s->lk_lock);
+	}
+}
+
+static int feed_is_up(struct rstore *s)
+{
+	return atomic_load(&s->feed_up);
+}
+
+/* Waits until our feed thread has seen our sync message n (see above). */
+static void lk_sync_wait(struct rstore *s, uint64_t n)
+{
+	int64_t end = mono_ms() + SYNC_WAIT_MS;
+	pthread_mutex_lock(&s->lk_lock);
+	while (s->sync_seen < n && feed_is_up(s) && mono_ms() < end) {
+		struct timeval tv = {0, 50000};
+		struct timespec ts = deadline_after(&tv);
+		pthread_cond_timedwait(&s->lk_cv, &s->lk_lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lk_lock);
+}
+
+static int r_setlk(struct cvfs_store *st, uint64_t ino, const struct cvfs_lock *lk, int flock)
+{
+	struct rstore *s = rs(st);
+	if (!s->client_id)
+		return -ENOLCK; /* a read-only replica gave us no id */
+	char op = lk->type == F_RDLCK ? 'R' : lk->type == F_WRLCK ? 'W' : 'U';
+	int whole_unlock = op == 'U' && lk->start == 0 && lk->end == CVFS_LOCK_EOF;
+	int rc = lk_retry_pending(s);
+	if (rc && !whole_unlock)
+		return rc == -EROFS ? -ENOLCK : rc;
+	uint64_t sync = 0;
+	if (op != 'U') {
+		lease_start(s);
+		if (feed_is_up(s)) {
+			pthread_mutex_lock(&s->lk_lock);
+			sync = ++s->sync_sent;
+			pthread_mutex_unlock(&s->lk_lock);
+		}
+	}
+	if (rc == 0)
+		rc = lk_call(s, ino, flock, lk->owner, op, lk->start, lk->end, lk->pid, sync, NULL);
+	if (rc && rc != -EAGAIN && whole_unlock && is_transport(rc)) {
+		/* a close dropping its locks: done when the server is back */
+		pthread_mutex_lock(&s->lk_lock);
+		int dup = 0;
+		for (size_t i = 0; i < s->nretry; i++)
+			dup |= s->retry[i].ino == ino && s->retry[i].owner == lk->owner &&
+			       s->retry[i].flock == flock;
+		if (!dup && grow((void **)&s->retry, &s->capretry, s->nretry + 1,
+				 sizeof(*s->retry)) == 0)
+			s->retry[s->nretry++] = (struct lkretry){ino, lk->owner, flock};
+		pthread_mutex_unlock(&s->lk_lock);
+		return 0;
+	}
+	if (rc == 0 && sync)
+		lk_sync_wait(s, sync);
+	return rc == -EROFS ? -ENOLCK : rc;
+}
+
+static int r_getlk(struct cvfs_store *st, uint64_t ino, struct cvfs_lock *lk, int flock)
+{
+	struct rstore *s = rs(st);
+	if (!s->client_id)
+		return -ENOLCK;
+	int rc = lk_retry_pending(s);
+	if (rc)
+		return rc;
+	struct cvfs_lock conf;
+	rc = lk_call(s, ino, flock, lk->owner, lk->type == F_WRLCK ? 'w' : 'r', lk->start, lk->end,
+		     lk->pid, 0, &conf);
+	if (rc == -EAGAIN) {
+		*lk = conf;
+		return 0;
+	}
+	if (rc == 0)
+		lk->type = F_UNLCK;
+	return rc == -EROFS ? -ENOLCK : rc;
+}
+
+static int lease_sleep(struct rstore *s, int ms)
+{
+	int64_t end = mono_ms() + ms;
+	pthread_mutex_lock(&s->lk_lock);
+	while (!s->lstop && mono_ms() < end) {
+		struct timeval tv = {0, 100000};
+		struct timespec ts = deadline_after(&tv);
+		pthread_cond_timedwait(&s->lk_cv, &s->lk_lock, &ts);
+	}
+	int stop = s->lstop;
+	pthread_mutex_unlock(&s->lk_lock);
+	return stop;
+}
+
+/* Keeps P alive:CLIENT from expiring while this client lives. */
+static void *lease_thread(void *arg)
+{
+	struct rstore *s = arg;
+	int first = 1;
+	while (!lease_sleep(s, first ? 0 : s->lease_ms / 4)) {
+		lk_retry_pending(s);
+		if (r_txn_begin(&s->base, 0) != 0)
+			continue;
+		struct rtxn *t = cur(&s->base);
+		redisReply **rv = NULL;
+		int n = 0;
+		int rc = ob_cmd(&t->ob, "SADD %balive:%llu 0", PFX(s), s->client_id);
+		if (rc == 0)
+			rc = ob_cmd(&t->ob, "PEXPIRE %balive:%llu %d", PFX(s), s->client_id, s->lease_ms);
+		if (rc == 0)
+			rc = roundtrip(t, &rv, &n);
+		if (rc == 0 && !first && n >= 1 && rv[0]->type == REDIS_REPLY_INTEGER &&
+		    rv[0]->integer == 1)
+			fprintf(stderr,
+				"chuk-vfs redis: the lock lease of this client had expired (no refresh "
+				"for %d ms); its locks may have been taken by others\n",
+				s->lease_ms);
+		if (rc == 0)
+			first = 0;
+		replies_free(rv, n);
+		r_txn_end(&s->base, 0);
+	}
+	return NULL;
+}
+
+/* A clean end: our locks go at once, not at the lease's expiry. */
+static void lk_shutdown(struct rstore *s)
+{
+	pthread_mutex_lock(&s->lk_lock);
+	s->lstop = 1;
+	pthread_cond_broadcast(&s->lk_cv);
+	int started = s->lthr_started;
+	pthread_mutex_unlock(&s->lk_lock);
+	if (!started)
+		return;
+	pthread_join(s->lthr, NULL);
+	char k[64], c[24];
+	snprintf(k, sizeof(k), "alive:%llu", s->client_id);
+	snprintf(c, sizeof(c), "%llu", s->client_id);
+	char *key = malloc(s->plen + sizeof(k));
+	if (!key)
+		return;
+	memcpy(key, s->prefix, s->plen);
+	memcpy(key + s->plen, k, strlen(k));
+	const char *av[] = {key, s->prefix, c};
+	size_t al[] = {s->plen + strlen(k), s->plen, strlen(c)};
+	redisReply *r = NULL;
+	if (lk_eval(s, 1, 1, 3, av, al, &r) == 0)
+		freeReplyObject(r);
+	free(key);
+}
+
 /* ---- open and free ---- */
 
 static void r_free(struct cvfs_store *st)
@@ -2596,6 +3098,7 @@ static void r_free(struct cvfs_store *st)
 	struct rstore *s = rs(st);
 	if (!s)
 		return;
+	lk_shutdown(s);
 	if (s->wstarted) {
 		atomic_store(&s->wstop, 1);
 		pthread_join(s->wthr, NULL);
@@ -2615,6 +3118,9 @@ static void r_free(struct cvfs_store *st)
 	pthread_rwlock_destroy(&s->iso);
 	pthread_mutex_destroy(&s->brk_lock);
 	pthread_mutex_destroy(&s->alloc_lock);
+	pthread_mutex_destroy(&s->lk_lock);
+	pthread_cond_destroy(&s->lk_cv);
+	free(s->retry);
 	free(s);
 }
 
@@ -2643,6 +3149,8 @@ static const struct cvfs_store_ops redis_ops = {
 	.statfs = r_statfs,
 	.sync = r_sync,
 	.watch = r_watch,
+	.setlk = r_setlk,
+	.getlk = r_getlk,
 	.free = r_free,
 };
 
@@ -2986,6 +3494,16 @@ int cvfs_redis_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store
 		else
 			s->dc_ttl_ms = (int)(d * 1000);
 	}
+	s->lease_ms = DEF_LEASE_MS;
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "lock_lease"))) {
+		char *e;
+		double d = strtod(v, &e);
+		if (e == v || *e || d < 1 || d > 3600)
+			rc = set_msg(errmsg, "redis store: bad lock_lease '%s' (seconds, 1..3600)%s", v,
+				     "");
+		else
+			s->lease_ms = (int)(d * 1000);
+	}
 	if (!rc && (v = cvfs_opt_get(opts, nopts, "readonly")))
 		s->readonly = strcmp(v, "0") != 0;
 	if (rc) {
@@ -3010,6 +3528,8 @@ int cvfs_redis_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store
 	pthread_mutex_init(&s->brk_lock, NULL);
 	pthread_mutex_init(&s->alloc_lock, NULL);
 	pthread_mutex_init(&s->dc_lock, NULL);
+	pthread_mutex_init(&s->lk_lock, NULL);
+	pthread_cond_init(&s->lk_cv, NULL);
 	if (s->dc_ttl_ms > 0)
 		s->dc = calloc(DC_SLOTS, sizeof(*s->dc)); /* no memory: no cache */
 	s->base.ops = &redis_ops;

@@ -144,6 +144,35 @@ int cvfs_fs_resolve_parent(struct cvfs_fs *fs, const char *path, uint64_t *paren
 /* Tell the mount (if any) that the API changed something. */
 void cvfs_fs_changed(struct cvfs_fs *fs, uint64_t ino, uint64_t parent, const char *name);
 
+/* ---- locks (locks.c) ----
+ * fcntl(2) and flock(2) locks kept by the store, so that they hold across
+ * every client of a shared store.  Only when the store has the lock methods
+ * (cvfs_fs_has_locks); otherwise a mount leaves locking to its kernel.
+ * owner is the kernel's lock owner (a process's, or an open file
+ * description's for flock and OFD locks), unique within this fs.  None of
+ * these waits: a conflict is -EAGAIN and a caller that must wait asks again
+ * (the mount polls, see fuse_linux.c).  ino is the file's (fh may be NULL). */
+int cvfs_fs_has_locks(struct cvfs_fs *fs);
+/* lk: the test; filled with a conflicting lock of another owner, or type
+ * F_UNLCK. */
+int cvfs_fs_getlk(struct cvfs_fs *fs, struct cvfs_handle *fh, uint64_t ino, struct cvfs_lock *lk);
+int cvfs_fs_setlk(struct cvfs_fs *fs, struct cvfs_handle *fh, uint64_t ino,
+		  const struct cvfs_lock *lk);
+/* op: LOCK_SH, LOCK_EX or LOCK_UN (LOCK_NB ignored: never waits).  Like
+ * Linux, a conversion that conflicts leaves the old lock dropped. */
+int cvfs_fs_flock(struct cvfs_fs *fs, struct cvfs_handle *fh, uint64_t ino, uint64_t owner,
+		  int op, uint32_t pid);
+/* close(2) of a descriptor of the file by owner: drops owner's fcntl locks on
+ * it.  Returns 1 if it released something (waiters may go on), else 0. */
+int cvfs_fs_lock_flush(struct cvfs_fs *fs, struct cvfs_handle *fh, uint64_t ino, uint64_t owner);
+/* The last close of an open file (before cvfs_fs_release): drops its flock
+ * lock (flock_owner, when has_flock_owner) and the locks taken through it
+ * (OFD locks).  Returns 1 if it released something. */
+int cvfs_fs_lock_release(struct cvfs_fs *fs, struct cvfs_handle *fh, uint64_t ino,
+			 int has_flock_owner, uint64_t flock_owner);
+/* Forget this fs's bookkeeping of held locks (the mount goes away). */
+void cvfs_fs_locks_forget(struct cvfs_fs *fs);
+
 /* Registry (registry.c) */
 int cvfs_store_open(const char *name, const struct cvfs_opt *opts, size_t nopts,
 		    struct cvfs_store **out, char **errmsg);

@@ -21,10 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/policy.h"
@@ -60,6 +62,19 @@ struct cvfs_mount {
 	int threads; /* request workers */
 	int mounted;
 	int shared; /* the store may change behind our back */
+	int no_open; /* the kernel opens files and directories without asking us */
+
+	/* Locks kept by the store (cvfs_fs_has_locks): the lock requests are
+	 * registered, and blocked ones (F_SETLKW, flock without LOCK_NB) wait
+	 * here, retried by one thread, so no request worker is held by them. */
+	int locks;
+	pthread_mutex_t lk_mu;
+	pthread_cond_t lk_cv;
+	struct lkwait *lk_waits; /* protected by lk_mu */
+	int lk_kick;             /* retry every waiter now */
+	int lk_stop;
+	int lk_started;
+	pthread_t lk_thr;
 };
 
 static inline struct cvfs_mount *mnt(fuse_req_t req)
@@ -164,6 +179,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	/* Let the kernel clear setuid/setgid on write and chown itself. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* Without OPEN requests O_TRUNC must come as a SETATTR of the size. */
+	if (m->no_open)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Data changes of shared stores are noticed through attributes. */
 	if (m->shared && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
@@ -244,10 +262,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		mask |= CVFS_SET_SIZE;
 		in.size = (uint64_t)attr->st_size;
-		/* ftruncate(2) (the kernel passes the handle) marks mtime and ctime
-		 * even when the size stays (POSIX); without the writeback cache the
-		 * kernel leaves that to the filesystem and sends only the size. */
-		if (fi && !(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+		/* open(O_TRUNC) and ftruncate(2) mark mtime and ctime even when the
+		 * size stays (POSIX), and the kernel leaves that to the filesystem:
+		 * it sends only the size (and the handle only for ftruncate, not for
+		 * O_TRUNC when it opens files without us).  So a size change always
+		 * marks them; truncate(2) to the same size then does too. */
+		if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
 			mask |= CVFS_SET_MTIME_NOW;
 	}
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
@@ -350,15 +370,34 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	fuse_reply_err(req, -rc);
 }
 
+/* The handle of a request: ours, or (opened without us, see no_open) one
+ * made for the call; put_h frees the latter. */
+static struct cvfs_handle *get_h(struct fuse_file_info *fi, fuse_ino_t ino, struct cvfs_handle *tmp)
+{
+	if (fi && fi->fh)
+		return (struct cvfs_handle *)(uintptr_t)fi->fh;
+	memset(tmp, 0, sizeof(*tmp));
+	tmp->ino = ino;
+	tmp->flags = O_RDWR;
+	return tmp;
+}
+
+static void put_h(struct cvfs_handle *h, struct cvfs_handle *tmp)
+{
+	if (h == tmp)
+		free(tmp->path);
+}
+
 static void set_fi(struct cvfs_mount *m, struct fuse_file_info *fi, struct cvfs_handle *h)
 {
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Only we change the data of an exclusive store, and the API's changes
 	 * invalidate pages explicitly: the page cache stays valid across opens. */
-	fi->keep_cache = !m->shared;
-	/* Nothing to do at close(2) unless the store stages data (S3): no
-	 * FLUSH round trip per close. */
-	fi->noflush = !cvfs_fs_store(m->fs)->ops->flush;
+	fi->keep_cache = 1; /* shared stores: AUTO_INVAL_DATA drops pages when mtime/size change */
+	/* Nothing to do at close(2) unless the store stages data (S3) or keeps
+	 * the locks (a close drops the closing process's locks, and the kernel
+	 * says so only with FLUSH): no FLUSH round trip per close. */
+	fi->noflush = !cvfs_fs_store(m->fs)->ops->flush && !m->locks;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -376,6 +415,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	set_fi(m, fi, h);
+	if (m->no_open) {
+		/* The kernel sends no RELEASE once it knows we do not open files:
+		 * keep no handle (its lookup reference keeps the inode alive). */
+		cvfs_fs_release(m->fs, h);
+		h = NULL;
+		fi->fh = 0;
+	}
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
@@ -393,6 +439,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct cvfs_mount *m = mnt(req);
 	struct cvfs_handle *h;
 	int flags = fi->flags;
+	if (m->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	/* With the writeback cache the kernel may read through a write-only
 	 * handle, and appends at its own idea of the end: drop both. */
 	if (m->o.writeback == 1 && !m->o.readonly) {
@@ -414,8 +464,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	struct cvfs_handle tmp, *h = get_h(fi, ino, &tmp);
 	char stackbuf[16384];
 	char *buf = size <= sizeof(stackbuf) ? stackbuf : malloc(size);
 	if (!buf) {
@@ -432,14 +481,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, (size_t)n);
 	if (buf != stackbuf)
 		free(buf);
+	put_h(h, &tmp);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	struct cvfs_handle tmp, *h = get_h(fi, ino, &tmp);
 	ssize_t n = cvfs_fs_write(mnt(req)->fs, h, buf, size, (uint64_t)off, 0);
+	put_h(h, &tmp);
 	count(req, SC_WRITE, n < 0 ? (int)n : 0);
 	if (n > 0)
 		atomic_fetch_add_explicit(&mnt(req)->wbytes, (uint64_t)n, memory_order_relaxed);
@@ -449,25 +499,38 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
+static void lk_kick(struct cvfs_mount *m);
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct cvfs_mount *m = mnt(req);
+	if (m->no_open && !fi->fh) {
+		/* opened without us (no_open): nothing to do at close, and ENOSYS
+		 * tells the kernel not to send FLUSH again */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
-	fuse_reply_err(req, -cvfs_fs_flush(mnt(req)->fs, h));
+	if (m->locks && cvfs_fs_lock_flush(m->fs, h, ino, fi->lock_owner))
+		lk_kick(m);
+	fuse_reply_err(req, -cvfs_fs_flush(m->fs, h));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	cvfs_fs_release(mnt(req)->fs, (struct cvfs_handle *)(uintptr_t)fi->fh);
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	if (m->locks && cvfs_fs_lock_release(m->fs, h, ino, fi->flock_release, fi->lock_owner))
+		lk_kick(m);
+	cvfs_fs_release(m->fs, h);
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	struct cvfs_handle tmp, *h = get_h(fi, ino, &tmp);
 	int rc = cvfs_fs_fsync(mnt(req)->fs, h, datasync);
+	put_h(h, &tmp);
 	count(req, SC_FSYNC, rc);
 	fuse_reply_err(req, -rc);
 }
@@ -476,6 +539,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct cvfs_mount *m = mnt(req);
 	struct cvfs_handle *h;
+	if (m->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	int rc = cvfs_fs_opendir(m->fs, ino, &h);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -721,6 +788,214 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 					       (uint64_t)len));
 }
 
+/* ---- locks kept by the store ----
+ *
+ * Registered only for stores with lock methods (see cvfs_mount_new).  The
+ * core never waits; a request that must (F_SETLKW, flock without LOCK_NB)
+ * is parked on m->lk_waits without a reply, and one thread retries the
+ * parked requests with backoff (5 ms doubling to 100 ms), at once when a
+ * lock is dropped through this mount, and answers EINTR when the kernel
+ * interrupts one (a signal to the waiting process): FUSE has no way to tell
+ * the kernel "granted" later except by replying. */
+
+struct lkwait {
+	struct lkwait *next;
+	fuse_req_t req;
+	uint64_t ino;
+	struct cvfs_handle *fh;
+	struct cvfs_lock lk;
+	int flock_op; /* 0: fcntl lock; else LOCK_SH or LOCK_EX */
+	int64_t due_ms;
+	int backoff_ms;
+};
+
+static int64_t lk_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lk_kick(struct cvfs_mount *m)
+{
+	pthread_mutex_lock(&m->lk_mu);
+	m->lk_kick = 1;
+	pthread_cond_signal(&m->lk_cv);
+	pthread_mutex_unlock(&m->lk_mu);
+}
+
+/* libfuse calls it when the kernel interrupts a parked request. */
+static void lk_interrupted(fuse_req_t req, void *arg)
+{
+	(void)req;
+	lk_kick(arg);
+}
+
+static int lk_try(struct cvfs_mount *m, struct lkwait *w)
+{
+	if (w->flock_op)
+		return cvfs_fs_flock(m->fs, w->fh, w->ino, w->lk.owner, w->flock_op, w->lk.pid);
+	return cvfs_fs_setlk(m->fs, w->fh, w->ino, &w->lk);
+}
+
+static void *lk_thread(void *arg)
+{
+	struct cvfs_mount *m = arg;
+	pthread_mutex_lock(&m->lk_mu);
+	while (!m->lk_stop) {
+		int64_t now = lk_now_ms(), next = now + 1000;
+		struct lkwait *due = NULL;
+		for (struct lkwait **p = &m->lk_waits; *p;) {
+			struct lkwait *w = *p;
+			if (m->lk_kick || w->due_ms <= now) {
+				*p = w->next;
+				w->next = due;
+				due = w;
+			} else {
+				if (w->due_ms < next)
+					next = w->due_ms;
+				p = &w->next;
+			}
+		}
+		m->lk_kick = 0;
+		if (!due) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t wait = next - now;
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&m->lk_cv, &m->lk_mu, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&m->lk_mu);
+		while (due) {
+			struct lkwait *w = due;
+			due = w->next;
+			int rc = fuse_req_interrupted(w->req) ? -EINTR : lk_try(m, w);
+			if (rc == -EAGAIN) {
+				w->due_ms = lk_now_ms() + w->backoff_ms;
+				w->backoff_ms = w->backoff_ms < 50 ? w->backoff_ms * 2 : 100;
+				pthread_mutex_lock(&m->lk_mu);
+				w->next = m->lk_waits;
+				m->lk_waits = w;
+				pthread_mutex_unlock(&m->lk_mu);
+				continue;
+			}
+			fuse_reply_err(w->req, -rc);
+			free(w);
+		}
+		pthread_mutex_lock(&m->lk_mu);
+	}
+	pthread_mutex_unlock(&m->lk_mu);
+	return NULL;
+}
+
+/* Parks a blocked request (the first try said -EAGAIN). */
+static void lk_park(fuse_req_t req, uint64_t ino, struct cvfs_handle *fh,
+		    const struct cvfs_lock *lk, int flock_op)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct lkwait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOLCK);
+		return;
+	}
+	w->req = req;
+	w->ino = ino;
+	w->fh = fh;
+	w->lk = *lk;
+	w->flock_op = flock_op;
+	w->backoff_ms = 5;
+	w->due_ms = lk_now_ms() + w->backoff_ms;
+	/* Before the request is on the list (the thread may answer it, which
+	 * frees it, at once).  Calls lk_interrupted at once if the request is
+	 * interrupted already: lk_mu must not be held here. */
+	fuse_req_interrupt_func(req, lk_interrupted, m);
+	pthread_mutex_lock(&m->lk_mu);
+	int ok = m->lk_started && !m->lk_stop;
+	if (ok) {
+		w->next = m->lk_waits;
+		m->lk_waits = w;
+		pthread_cond_signal(&m->lk_cv);
+	}
+	pthread_mutex_unlock(&m->lk_mu);
+	if (!ok) {
+		free(w);
+		fuse_reply_err(req, EINTR);
+	}
+}
+
+static void lk_of(fuse_req_t req, const struct flock *fl, uint64_t owner, struct cvfs_lock *lk)
+{
+	memset(lk, 0, sizeof(*lk));
+	lk->type = (uint32_t)fl->l_type;
+	lk->start = fl->l_start > 0 ? (uint64_t)fl->l_start : 0;
+	lk->end = fl->l_len <= 0 ? CVFS_LOCK_EOF : lk->start + (uint64_t)fl->l_len - 1;
+	lk->owner = owner;
+	lk->pid = fl->l_pid > 0 ? (uint32_t)fl->l_pid : (uint32_t)fuse_req_ctx(req)->pid;
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_lock lk;
+	lk_of(req, lock, fi->lock_owner, &lk);
+	int rc = cvfs_fs_getlk(m->fs, (struct cvfs_handle *)(uintptr_t)fi->fh, ino, &lk);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct flock out;
+	memset(&out, 0, sizeof(out));
+	out.l_type = (short)lk.type;
+	out.l_whence = SEEK_SET;
+	if (lk.type != F_UNLCK) {
+		out.l_start = (off_t)(lk.start > (uint64_t)INT64_MAX ? INT64_MAX : lk.start);
+		out.l_len = lk.end >= (uint64_t)INT64_MAX ? 0 : (off_t)(lk.end - lk.start + 1);
+		out.l_pid = (pid_t)lk.pid;
+	}
+	fuse_reply_lock(req, &out);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	struct cvfs_lock lk;
+	lk_of(req, lock, fi->lock_owner, &lk);
+	int rc = cvfs_fs_setlk(m->fs, h, ino, &lk);
+	if (rc == -EAGAIN && sleep && lk.type != F_UNLCK) {
+		lk_park(req, ino, h, &lk, 0);
+		return;
+	}
+	if (rc == 0 && lk.type == F_UNLCK)
+		lk_kick(m);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	struct cvfs_mount *m = mnt(req);
+	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	uint32_t pid = (uint32_t)fuse_req_ctx(req)->pid;
+	int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+	int rc = cvfs_fs_flock(m->fs, h, ino, fi->lock_owner, kind, pid);
+	if (rc == -EAGAIN && !(op & LOCK_NB) && kind != LOCK_UN) {
+		struct cvfs_lock lk = {.owner = fi->lock_owner, .pid = pid};
+		lk_park(req, ino, h, &lk, kind);
+		return;
+	}
+	if (rc == 0 || kind == LOCK_UN)
+		lk_kick(m); /* a conversion that failed dropped the old lock too */
+	fuse_reply_err(req, -rc);
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -907,6 +1182,15 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	m->o = *o;
 
 	m->shared = (cvfs_fs_store(fs)->caps & CVFS_CAP_SHARED) != 0;
+	const struct cvfs_store_ops *sops = cvfs_fs_store(fs)->ops;
+	/* A local store that keeps no per-open state needs no OPEN, OPENDIR,
+	 * RELEASE or RELEASEDIR round trips: the first open answers ENOSYS and
+	 * the kernel stops asking (keeping page and listing caches, as for
+	 * keep_cache/cache_readdir).  An unlinked open file stays alive through
+	 * the kernel's lookup reference. */
+	m->no_open = !m->shared && !sops->open && !sops->flush && !sops->release &&
+		     !cvfs_fs_has_locks(fs) &&
+		     getenv("CVFS_FORCE_OPEN") == NULL;
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
 	m->threads = o->threads > 0 ? o->threads : m->shared ? 8 : 1;
 	m->started_ns = cvfs_now_ns();
@@ -927,9 +1211,21 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 		free(m);
 		return -ENOMEM;
 	}
+	/* libfuse tells the kernel at INIT which lock requests this session
+	 * serves (the ones with an op): lock ops only for stores that keep
+	 * locks, else the kernel keeps them, local to this mount. */
+	struct fuse_lowlevel_ops ops = ll_ops;
+	m->locks = cvfs_fs_has_locks(fs);
+	if (m->locks) {
+		ops.getlk = op_getlk;
+		ops.setlk = op_setlk;
+		ops.flock = op_flock;
+	}
+	pthread_mutex_init(&m->lk_mu, NULL);
+	pthread_cond_init(&m->lk_cv, NULL);
 	char *argv[] = {"chuk-vfs", "-o", opts, o->debug ? "-d" : NULL, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
-	m->se = fuse_session_new(&args, &ll_ops, sizeof(ll_ops), m);
+	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
 	fuse_opt_free_args(&args);
 	free(opts);
 	if (!m->se) {
@@ -1050,6 +1346,12 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	int oldstate;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
+	if (m->locks && !m->lk_started) {
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		m->lk_stop = 0;
+		m->lk_started = pthread_create(&m->lk_thr, NULL, lk_thread, m) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	int rc = serve(m->se);
 	pthread_setcancelstate(oldstate, NULL);
 	for (int i = 1; i < n; i++)
@@ -1059,6 +1361,25 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 		if (ws[i].started)
 			pthread_join(ws[i].tid, NULL);
 	free(ws);
+	if (m->lk_started) {
+		/* Requests still parked get EINTR (the kernel is gone or going). */
+		pthread_mutex_lock(&m->lk_mu);
+		m->lk_stop = 1;
+		pthread_cond_signal(&m->lk_cv);
+		pthread_mutex_unlock(&m->lk_mu);
+		pthread_join(m->lk_thr, NULL);
+		m->lk_started = 0;
+		pthread_mutex_lock(&m->lk_mu);
+		struct lkwait *w = m->lk_waits;
+		m->lk_waits = NULL;
+		pthread_mutex_unlock(&m->lk_mu);
+		while (w) {
+			struct lkwait *nx = w->next;
+			fuse_reply_err(w->req, EINTR);
+			free(w);
+			w = nx;
+		}
+	}
 	if (install_signals)
 		fuse_remove_signal_handlers(m->se);
 	return rc;
@@ -1085,9 +1406,13 @@ void cvfs_mount_free(struct cvfs_mount *m)
 		return;
 	if (m->notifying)
 		cvfs_fs_set_notify(m->fs, NULL);
+	if (m->locks)
+		cvfs_fs_locks_forget(m->fs);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
 	fuse_session_destroy(m->se);
+	pthread_mutex_destroy(&m->lk_mu);
+	pthread_cond_destroy(&m->lk_cv);
 	free(m->mountpoint);
 	free(m);
 }
