@@ -40,7 +40,11 @@ void cvfs_free(void *p);
 /* Opens a filesystem on store "memory", "sqlite", "redis" or "s3" with
  * options "key=value" (NULL-terminated array, or NULL): sqlite: path=FILE;
  * redis: url=URL, prefix=P; s3: bucket=, prefix=, region=, endpoint=; all:
- * readonly=1, umask=022 (applied to modes given here; default 022).
+ * readonly=1, umask=022 (applied to modes given here; default 022);
+ * policy.KEY=VALUE: the security policy, enforced on the API and on mounts
+ * alike (policy.profile=strict, policy.config=FILE, policy.max_file_size=10M,
+ * policy.block_path=/secrets, ... as the chuk-vfs-mount flags; see
+ * docs/security.md).
  * On failure *errmsg (if not NULL) gets a readable message. */
 int cvfs_open(const char *store, const char *const *options, cvfs_fs **out, char **errmsg);
 /* Unmounts nothing: stop mounts first.  NULL is fine. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/policy.h"
 #include "cvfs/cvfs.h"
 #include "mount/mount.h"
 
@@ -90,7 +91,44 @@ int cvfs_open(const char *store, const char *const *options, cvfs_fs **out, char
 	}
 	struct cvfs_fs_config cfg = {.root_uid = getuid(), .root_gid = getgid(), .umask = 022};
 	int rc = 0;
+	/* policy.KEY=VALUE options build the security policy: profile and
+	 * config first, then the rest in order (see src/core/policy.h). */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (strncmp(options[i], "policy.", 7) != 0)
+				continue;
+			const char *kv = options[i] + 7, *eq = strchr(kv, '=');
+			if (!eq) {
+				rc = -EINVAL;
+				if (errmsg && asprintf(errmsg, "option '%s' is not key=value", options[i]) < 0)
+					*errmsg = NULL;
+				break;
+			}
+			char key[64];
+			size_t kl = (size_t)(eq - kv);
+			if (kl >= sizeof(key)) {
+				rc = -EINVAL;
+				break;
+			}
+			memcpy(key, kv, kl);
+			key[kl] = 0;
+			int first = strcmp(key, "profile") == 0 || strcmp(key, "config") == 0;
+			if (first != (pass == 0))
+				continue;
+			if (!cfg.policy && (rc = cvfs_policy_new(&cfg.policy)))
+				break;
+			if (strcmp(key, "profile") == 0)
+				rc = cvfs_policy_profile(cfg.policy, eq + 1, errmsg);
+			else if (strcmp(key, "config") == 0)
+				rc = cvfs_policy_load(cfg.policy, eq + 1, errmsg);
+			else
+				rc = cvfs_policy_set(cfg.policy, key, eq + 1, errmsg);
+		}
+	}
+	size_t no = 0; /* store options kept (policy.* are not the store's) */
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (strncmp(options[i], "policy.", 7) == 0)
+			continue;
 		const char *eq = strchr(options[i], '=');
 		if (!eq) {
 			if (errmsg && asprintf(errmsg, "option '%s' is not key=value", options[i]) < 0)
@@ -98,16 +136,17 @@ int cvfs_open(const char *store, const char *const *options, cvfs_fs **out, char
 			rc = -EINVAL;
 			break;
 		}
-		keys[i] = strndup(options[i], (size_t)(eq - options[i]));
-		if (!keys[i]) {
+		keys[no] = strndup(options[i], (size_t)(eq - options[i]));
+		if (!keys[no]) {
 			rc = -ENOMEM;
 			break;
 		}
-		opts[i].key = keys[i];
-		opts[i].value = eq + 1;
-		if (strcmp(keys[i], "readonly") == 0)
+		opts[no].key = keys[no];
+		opts[no].value = eq + 1;
+		no++;
+		if (strcmp(keys[no - 1], "readonly") == 0)
 			cfg.readonly = strcmp(eq + 1, "0") != 0;
-		if (strcmp(keys[i], "umask") == 0) {
+		if (strcmp(keys[no - 1], "umask") == 0) {
 			char *end;
 			unsigned long u = strtoul(eq + 1, &end, 8);
 			if (*end || end == eq + 1 || u > 0777) {
@@ -120,14 +159,16 @@ int cvfs_open(const char *store, const char *const *options, cvfs_fs **out, char
 	}
 	struct cvfs_store *st = NULL;
 	if (rc == 0)
-		rc = cvfs_store_open(store, opts, n, &st, errmsg);
+		rc = cvfs_store_open(store, opts, no, &st, errmsg);
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
 	free(keys);
 	free(opts);
-	if (rc)
+	if (rc) {
+		cvfs_policy_free(cfg.policy);
 		return rc;
-	rc = cvfs_fs_new(st, &cfg, out);
+	}
+	rc = cvfs_fs_new(st, &cfg, out); /* takes the policy */
 	if (rc && errmsg && !*errmsg &&
 	    asprintf(errmsg, "cannot start the filesystem: %s", strerror(-rc)) < 0)
 		*errmsg = NULL;

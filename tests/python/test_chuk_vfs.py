@@ -356,24 +356,46 @@ def test_readonly_mount(vfs, mnt):
         assert open(f"{mnt}/f").read() == "x"
 
 
-def test_security_config_is_carried_not_faked(vfs, mnt):
-    sc = SecurityConfig(max_file_size=1024, allowed_extensions=[".py"], blocked_paths=["/etc"])
-    assert sc.max_file_size == 1024 and sc.allowed_extensions == [".py"]
+def test_security_config_enforced(mnt):
+    sc = SecurityConfig(max_file_size=1024, allowed_extensions=[".py", ""],
+                        blocked_paths=["/secrets"])
     assert not sc.is_default() and SecurityConfig().is_default()
-    with pytest.raises(NotImplementedError):
-        mount(vfs, mnt, security=sc)
-    v2 = VirtualFS(security=sc)
-    assert v2.security is sc
-    with pytest.raises(NotImplementedError):
-        mount(v2, mnt)
-    v2.close()
-    # the default policy mounts; read_only is honoured as a read-only mount
-    with mount(vfs, mnt, security=SecurityConfig()):
-        pass
-    with mount(vfs, mnt, security=SecurityConfig(read_only=True)):
+    with VirtualFS(security=sc) as v:
+        # through the API
+        v.write_file("/ok.py", "x = 1\n")
+        with pytest.raises(PermissionError):
+            v.write_file("/bad.exe", "no")
         with pytest.raises(OSError) as ei:
-            open(f"{mnt}/g", "w")
+            v.write_file("/big.py", b"x" * 2048)
+        assert ei.value.errno == errno.EFBIG
+        with pytest.raises(OSError):
+            v.mkdir("/secrets")
+        # and through the mount, the same policy
+        with mount(v, mnt):
+            assert open(f"{mnt}/ok.py").read() == "x = 1\n"
+            with pytest.raises(PermissionError):
+                open(f"{mnt}/bad.exe", "w")
+            with pytest.raises(OSError) as ei:
+                with open(f"{mnt}/big2.py", "wb") as f:
+                    f.write(b"y" * 4096)
+            assert ei.value.errno == errno.EFBIG
+            assert not os.path.exists(f"{mnt}/secrets")
+            # a policy given to mount() instead of VirtualFS is refused
+            with pytest.raises(ValueError):
+                mount(v, mnt + "2", security=SecurityConfig(read_only=True))
+    # read_only: the API and the mount refuse changes
+    with VirtualFS(security=SecurityConfig(read_only=True)) as v:
+        with pytest.raises(OSError) as ei:
+            v.write_file("/g", "x")
         assert ei.value.errno == errno.EROFS
+        with mount(v, mnt):
+            with pytest.raises(OSError) as ei:
+                open(f"{mnt}/g", "w")
+            assert ei.value.errno == errno.EROFS
+    # a bad policy is a clear error at open, never a weaker policy
+    with pytest.raises(OSError) as ei:
+        VirtualFS(security=SecurityConfig(profile="no-such-profile"))
+    assert ei.value.errno == errno.EINVAL
 
 
 def test_sqlite_mount(tmp_path, mnt):

@@ -97,30 +97,37 @@ def _option_value(key: str, value) -> str:
 
 @dataclass
 class SecurityConfig:
-    """A security policy (limits on what may be written).
+    """A security policy, enforced by the library on the API and on every
+    mount of the VirtualFS it is given to (see docs/security.md).
 
-    Carried and stored; not enforced by this binding yet: mounting with a
-    policy other than the default raises NotImplementedError, except
-    read_only, which mounts read-only."""
+    profile: "default", "strict", "readonly", "untrusted" or "testing";
+    extra: any other policy setting as {key: value} (e.g. {"max_files": 1000,
+    "deny_name": "*.pem"})."""
     max_file_size: Optional[int] = None
     allowed_extensions: Optional[Sequence[str]] = None
     blocked_paths: Optional[Sequence[str]] = None
     read_only: bool = False
+    profile: Optional[str] = None
+    extra: Optional[dict] = None
+
+    def _options(self) -> List[bytes]:
+        out = []
+        if self.profile:
+            out.append(f"policy.profile={self.profile}")
+        if self.max_file_size is not None:
+            out.append(f"policy.max_file_size={int(self.max_file_size)}")
+        if self.allowed_extensions:
+            out.append("policy.allow_ext=" + ",".join(self.allowed_extensions))
+        for p in self.blocked_paths or ():
+            out.append(f"policy.block_path={p}")
+        if self.read_only:
+            out.append("policy.readonly=1")
+        for k, v in (self.extra or {}).items():
+            out.append(f"policy.{k}={v}")
+        return [o.encode() for o in out]
 
     def is_default(self) -> bool:
-        return (self.max_file_size is None and not self.allowed_extensions
-                and not self.blocked_paths and not self.read_only)
-
-    def unenforced(self) -> List[str]:
-        """The settings that mounting would have to enforce but cannot."""
-        out = []
-        if self.max_file_size is not None:
-            out.append("max_file_size")
-        if self.allowed_extensions:
-            out.append("allowed_extensions")
-        if self.blocked_paths:
-            out.append("blocked_paths")
-        return out
+        return not self._options()
 
 
 @dataclass
@@ -162,6 +169,8 @@ class VirtualFS:
                 continue
             key = _OPTION_KEYS.get(k, k)
             kv.append(f"{key}={_option_value(key, v)}".encode())
+        if security is not None:
+            kv.extend(security._options())
         arr = (ctypes.c_char_p * (len(kv) + 1))(*kv, None)
         fs = ctypes.c_void_p()
         msg = ctypes.c_void_p()
@@ -541,13 +550,11 @@ class MountAdapter:
         self.security = security if security is not None else vfs.security
         self._m = None
         self._readonly = False
-        if self.security is not None and not self.security.is_default():
-            missing = self.security.unenforced()
-            if missing:
-                raise NotImplementedError(
-                    "chuk_vfs: the security policy is not enforced by this version "
-                    f"({', '.join(missing)} would be ignored); refusing to mount with it")
-            self._readonly = bool(self.security.read_only)
+        if security is not None and security is not vfs.security and not security.is_default():
+            # The policy belongs to the filesystem (the library enforces it on
+            # the API and the mount alike): it is set when the VirtualFS opens.
+            raise ValueError("chuk_vfs: pass the SecurityConfig to VirtualFS(security=...)")
+        self._readonly = bool(self.security is not None and self.security.read_only)
 
     @property
     def mounted(self) -> bool:
