@@ -54,26 +54,6 @@ static void cred(struct cvfs_cred *c)
 	c->umask = 0;
 }
 
-static void attr_to_stat(const struct cvfs_attr *a, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
-	st->st_mode = a->mode;
-	st->st_nlink = a->nlink;
-	st->st_uid = a->uid;
-	st->st_gid = a->gid;
-	st->st_rdev = a->rdev;
-	st->st_size = (off_t)a->size;
-	st->st_blksize = 65536;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	st->st_atim.tv_sec = a->atime_ns / 1000000000;
-	st->st_atim.tv_nsec = a->atime_ns % 1000000000;
-	st->st_mtim.tv_sec = a->mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
-	st->st_ctim.tv_sec = a->ctime_ns / 1000000000;
-	st->st_ctim.tv_nsec = a->ctime_ns % 1000000000;
-}
-
 int cvfs_open(const char *store, const char *const *options, cvfs_fs **out, char **errmsg)
 {
 	*out = NULL;
@@ -264,7 +244,7 @@ int cvfs_stat(cvfs_fs *fs, const char *path, struct stat *st)
 	struct cvfs_attr a;
 	int rc = cvfs_fs_resolve(fs, path, 1, &a);
 	if (rc == 0)
-		attr_to_stat(&a, st);
+		cvfs_attr_to_stat(&a, st);
 	return rc;
 }
 
@@ -273,7 +253,7 @@ int cvfs_lstat(cvfs_fs *fs, const char *path, struct stat *st)
 	struct cvfs_attr a;
 	int rc = cvfs_fs_resolve(fs, path, 0, &a);
 	if (rc == 0)
-		attr_to_stat(&a, st);
+		cvfs_attr_to_stat(&a, st);
 	return rc;
 }
 
@@ -311,7 +291,7 @@ static int ls_take(void *arg, const char *name, size_t len, const struct cvfs_at
 		c->err = -ENOMEM;
 		return 1;
 	}
-	attr_to_stat(a, &c->v[c->n].st);
+	cvfs_attr_to_stat(a, &c->v[c->n].st);
 	c->n++;
 	return 0;
 }

@@ -179,4 +179,7 @@ int cvfs_store_open(const char *name, const struct cvfs_opt *opts, size_t nopts,
 int cvfs_store_built(const char *name);
 
 int64_t cvfs_now_ns(void);
+struct stat;
+/* An inode record as struct stat (times before 1970 too). */
+void cvfs_attr_to_stat(const struct cvfs_attr *a, struct stat *st);
 #endif

@@ -81,6 +81,33 @@ int64_t cvfs_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) { /* times before 1970 */
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+void cvfs_attr_to_stat(const struct cvfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 65536;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	ns_to_ts(a->atime_ns, &st->st_atim);
+	ns_to_ts(a->mtime_ns, &st->st_mtim);
+	ns_to_ts(a->ctime_ns, &st->st_ctim);
+}
+
 /* ---- transactions ---- */
 
 /* Runs BODY (which sets rc) in a transaction, again from the start when the

@@ -99,15 +99,6 @@ static void cred_of(fuse_req_t req, struct cvfs_cred *cr)
 	cr->umask = c->umask;
 }
 
-static void ns_to_ts(int64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = ns / 1000000000;
-	ts->tv_nsec = ns % 1000000000;
-	if (ts->tv_nsec < 0) {
-		ts->tv_nsec += 1000000000;
-		ts->tv_sec--;
-	}
-}
 
 static int64_t ts_to_ns(const struct timespec *ts)
 {
@@ -116,19 +107,7 @@ static int64_t ts_to_ns(const struct timespec *ts)
 
 static void to_stat(const struct cvfs_mount *m, const struct cvfs_attr *a, struct stat *st)
 {
-	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
-	st->st_mode = a->mode;
-	st->st_nlink = a->nlink;
-	st->st_uid = a->uid;
-	st->st_gid = a->gid;
-	st->st_rdev = a->rdev;
-	st->st_size = (off_t)a->size;
-	st->st_blksize = 65536;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	ns_to_ts(a->atime_ns, &st->st_atim);
-	ns_to_ts(a->mtime_ns, &st->st_mtim);
-	ns_to_ts(a->ctime_ns, &st->st_ctim);
+	cvfs_attr_to_stat(a, st);
 	if (m->o.set_uid)
 		st->st_uid = m->o.uid;
 	if (m->o.set_gid)
