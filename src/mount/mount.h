@@ -21,6 +21,7 @@ struct cvfs_mount_opts {
 	int set_uid, set_gid, set_umask; /* present every file with these */
 	uint32_t uid, gid, umask;
 	int threads;           /* worker threads; 0 = default (1 for local stores, 8 for shared) */
+	int spin_us;           /* poll for the next request this long before sleeping; -1 default */
 };
 
 struct cvfs_mount;

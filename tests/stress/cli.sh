@@ -93,6 +93,8 @@ t_bad_input() {
 	expect_fail "-o umask=999" "bad umask '999'" "$BIN" -f -m "$D" -o umask=999
 	expect_fail "-o umask=1777" "bad umask" "$BIN" -f -m "$D" -o umask=1777
 	expect_fail "-o threads=0" "bad threads" "$BIN" -f -m "$D" -o threads=0
+	expect_fail "-o spin=abc" "bad spin 'abc'" "$BIN" -f -m "$D" -o spin=abc
+	expect_fail "-o spin=-5" "bad spin" "$BIN" -f -m "$D" -o spin=-5
 	if mp_mounted "$D"; then fail "a failed invocation left $D mounted"; fi
 
 	# No /dev/fuse permission: user nobody on a directory of its own.
@@ -253,6 +255,31 @@ t_uid_gid_umask() {
 	ok "uid 1234, gid 5678, modes 600/700"
 }
 
+# The request loop with and without polling, one worker and several: four
+# writers at once, every file read back byte-exact.
+t_workers() {
+	for opts in spin=0,threads=1 spin=0,threads=4 spin=2000,threads=3; do
+		P=$WORK/workers
+		check "-o $opts: parallel writers"
+		mnt "$P" -o "$opts"
+		head -c 3000000 /dev/urandom >"$WORK/src"
+		pids=()
+		for w in 1 2 3 4; do
+			(for i in $(seq 20); do cp "$WORK/src" "$P/w$w-$i"; done) &
+			pids+=($!)
+		done
+		for p in "${pids[@]}"; do wait "$p" || fail "a writer failed ($opts)"; done
+		for w in 1 2 3 4; do for i in $(seq 20); do
+			cmp -s "$WORK/src" "$P/w$w-$i" || fail "$P/w$w-$i differs ($opts)"
+		done; done
+		[ "$(ls "$P" | wc -l)" = 80 ] || fail "$(ls "$P" | wc -l) files, expected 80 ($opts)"
+		rc=0
+		cvfs_umount "$P" || rc=$?
+		[ "$rc" = 0 ] || fail "daemon exited with $rc ($opts)"
+		ok "80 files byte-exact, clean unmount ($opts)"
+	done
+}
+
 # mount(8) helper form
 t_mount_8_helper_form() {
 	H=$WORK/helper
@@ -340,6 +367,7 @@ section t_daemonising
 section t_stale_mount
 section t_read_only
 section t_uid_gid_umask
+section t_workers
 section t_mount_8_helper_form
 section t_allow_other
 finish
