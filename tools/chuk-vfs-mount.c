@@ -15,6 +15,7 @@
 #include "core/core.h"
 #include "core/policy.h"
 #include "mount/mount.h"
+#include "store_flags.h"
 
 #ifndef CVFS_VERSION
 #define CVFS_VERSION "0.0.0"
@@ -163,9 +164,7 @@ static int parse_uint(const char *s, int base, uint32_t *out)
 static const struct {
 	const char *opt, *key;
 } store_keys[] = {
-	{"db_path", "path"},     {"redis_url", "url"}, {"redis_prefix", "prefix"},
-	{"bucket", "bucket"},    {"s3_prefix", "prefix"}, {"region", "region"},
-	{"endpoint_url", "endpoint"}, {"size", "size"},
+	{"size", "size"},
 	{"redis_connect_timeout", "connect_timeout"}, {"redis_timeout", "timeout"},
 	{"redis_connections", "connections"}, {"redis_dir_cache", "dir_cache"},
 };
@@ -237,6 +236,11 @@ static int parse_o(struct cfg *c, const char *list)
 			add_sopt(c, o + 6, val);
 		} else {
 			int store = 0;
+			const char *sk = store_flag_o(o, klen);
+			if (sk && val) {
+				add_sopt(c, sk, val);
+				store = 1;
+			}
 			for (size_t i = 0; i < sizeof(store_keys) / sizeof(store_keys[0]); i++) {
 				if (KEY(store_keys[i].opt) && val) {
 					add_sopt(c, store_keys[i].key, val);
@@ -284,23 +288,15 @@ static int parse_source(struct cfg *c, const char *src)
 int main(int argc, char **argv)
 {
 	enum {
-		O_ALLOW_OTHER = 256, O_DB, O_RURL, O_RPFX, O_BUCKET, O_S3PFX, O_REGION, O_ENDP,
-		O_PROFILE, O_CONFIG, O_POL
+		O_ALLOW_OTHER = 256, O_PROFILE, O_CONFIG, O_POL
 	};
-	static const struct option longopts[] = {
+	static const struct option base_opts[] = {
 		{"mount", required_argument, NULL, 'm'},
 		{"backend", required_argument, NULL, 'b'},
 		{"readonly", no_argument, NULL, 'r'},
 		{"allow-other", no_argument, NULL, O_ALLOW_OTHER},
 		{"debug", no_argument, NULL, 'd'},
 		{"foreground", no_argument, NULL, 'f'},
-		{"db-path", required_argument, NULL, O_DB},
-		{"redis-url", required_argument, NULL, O_RURL},
-		{"redis-prefix", required_argument, NULL, O_RPFX},
-		{"bucket", required_argument, NULL, O_BUCKET},
-		{"s3-prefix", required_argument, NULL, O_S3PFX},
-		{"region", required_argument, NULL, O_REGION},
-		{"endpoint-url", required_argument, NULL, O_ENDP},
 		{"profile", required_argument, NULL, O_PROFILE},
 		{"config", required_argument, NULL, O_CONFIG},
 		{"max-file-size", required_argument, NULL, O_POL},
@@ -329,7 +325,14 @@ int main(int argc, char **argv)
 
 	int ch, rc = 0, li = -1;
 	opterr = 0;
+	struct option longopts[48];
+	if (!with_store_flags(base_opts, longopts, sizeof(longopts) / sizeof(longopts[0])))
+		return die("internal: option table too small%s", "");
 	while ((ch = getopt_long(argc, argv, ":m:b:rdfo:hV", longopts, &li)) != -1) {
+		if (ch >= STORE_FLAG_BASE && ch < STORE_FLAG_BASE + (int)N_STORE_FLAGS) {
+			add_sopt(&c, store_flags[ch - STORE_FLAG_BASE].key, optarg);
+			continue;
+		}
 		switch (ch) {
 		case 'm': c.mountpoint = optarg; break;
 		case 'b': c.backend = optarg; break;
@@ -338,13 +341,6 @@ int main(int argc, char **argv)
 		case 'd': c.debug = 1; break;
 		case 'f': c.foreground = 1; break;
 		case 'o': rc = parse_o(&c, optarg); break;
-		case O_DB: add_sopt(&c, "path", optarg); break;
-		case O_RURL: add_sopt(&c, "url", optarg); break;
-		case O_RPFX: add_sopt(&c, "prefix", optarg); break;
-		case O_BUCKET: add_sopt(&c, "bucket", optarg); break;
-		case O_S3PFX: add_sopt(&c, "prefix", optarg); break;
-		case O_REGION: add_sopt(&c, "region", optarg); break;
-		case O_ENDP: add_sopt(&c, "endpoint", optarg); break;
 		case O_PROFILE: c.profile = optarg; break;
 		case O_CONFIG: c.config = optarg; break;
 		case O_POL: {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cvfs/cvfs.h"
+#include "store_flags.h"
 
 #define MAX_OPTS 64
 #define STATUS_XATTR "user.chuk-vfs.status"
@@ -83,13 +84,6 @@ static int add_opt(struct opts *o, const char *key, const char *val)
 	return 0;
 }
 
-static const struct {
-	const char *name, *key;
-} long_keys[] = {
-	{"db_path", "path"},   {"redis_url", "url"},  {"redis_prefix", "prefix"},
-	{"s3_prefix", "prefix"}, {"endpoint_url", "endpoint"},
-};
-
 static int add_o(struct opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -98,9 +92,9 @@ static int add_o(struct opts *o, const char *arg)
 		return -1;
 	}
 	size_t klen = (size_t)(eq - arg);
-	for (size_t i = 0; i < sizeof(long_keys) / sizeof(long_keys[0]); i++)
-		if (strlen(long_keys[i].name) == klen && !strncmp(arg, long_keys[i].name, klen))
-			return add_opt(o, long_keys[i].key, eq + 1);
+	const char *sk = store_flag_o(arg, klen);
+	if (sk)
+		return add_opt(o, sk, eq + 1);
 	if (klen == 7 && !strncmp(arg, "backend", 7)) {
 		o->backend = eq + 1;
 		return 0;
@@ -654,17 +648,9 @@ static int need(int have, int want, const char *cmd, const char *args)
 
 int main(int argc, char **argv)
 {
-	enum { O_DB = 256, O_RURL, O_RPFX, O_BUCKET, O_S3PFX, O_REGION, O_ENDP };
-	static const struct option longopts[] = {
+	static const struct option base_opts[] = {
 		{"backend", required_argument, NULL, 'b'},
 		{"readonly", no_argument, NULL, 'r'},
-		{"db-path", required_argument, NULL, O_DB},
-		{"redis-url", required_argument, NULL, O_RURL},
-		{"redis-prefix", required_argument, NULL, O_RPFX},
-		{"bucket", required_argument, NULL, O_BUCKET},
-		{"s3-prefix", required_argument, NULL, O_S3PFX},
-		{"region", required_argument, NULL, O_REGION},
-		{"endpoint-url", required_argument, NULL, O_ENDP},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -676,18 +662,24 @@ int main(int argc, char **argv)
 	o.backend = "memory";
 	int ch, rc = 0;
 	opterr = 0;
+	struct option longopts[24];
+	if (!with_store_flags(base_opts, longopts, sizeof(longopts) / sizeof(longopts[0]))) {
+		fprintf(stderr, "%s: internal: option table too small\n", prog);
+		return 2;
+	}
 	while ((ch = getopt_long(argc, argv, "+:b:ro:hV", longopts, NULL)) != -1) {
+		if (ch >= STORE_FLAG_BASE && ch < STORE_FLAG_BASE + (int)N_STORE_FLAGS) {
+			rc = add_opt(&o, store_flags[ch - STORE_FLAG_BASE].key, optarg);
+			if (rc) {
+				rc = 2;
+				goto out;
+			}
+			continue;
+		}
 		switch (ch) {
 		case 'b': o.backend = optarg; break;
 		case 'r': rc = add_opt(&o, "readonly", "1"); break;
 		case 'o': rc = add_o(&o, optarg); break;
-		case O_DB: rc = add_opt(&o, "path", optarg); break;
-		case O_RURL: rc = add_opt(&o, "url", optarg); break;
-		case O_RPFX: rc = add_opt(&o, "prefix", optarg); break;
-		case O_BUCKET: rc = add_opt(&o, "bucket", optarg); break;
-		case O_S3PFX: rc = add_opt(&o, "prefix", optarg); break;
-		case O_REGION: rc = add_opt(&o, "region", optarg); break;
-		case O_ENDP: rc = add_opt(&o, "endpoint", optarg); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("chuk-vfs %s\n", cvfs_version()); return 0;
 		case ':':
