@@ -407,6 +407,12 @@ static struct rtxn *cur(struct cvfs_store *st)
 	if (!t)                                                                       \
 	return -EINVAL
 
+/* ...and it may write */
+#define WTXN_OR_FAIL(t, st)                                                           \
+	TXN_OR_FAIL(t, st);                                                           \
+	if (!t->write || t->s->readonly)                                              \
+	return -EROFS
+
 /* ---- errors: the one mapping ---- */
 
 static int is_transport(int e)
@@ -1251,15 +1257,20 @@ static int ient_get(struct rtxn *t, uint64_t ino, struct ient **out)
 	return 0;
 }
 
+/* ient_get, and the inode exists */
+static int ient_live(struct rtxn *t, uint64_t ino, struct ient **out)
+{
+	int rc = ient_get(t, ino, out);
+	return rc ? rc : (*out)->present ? 0 : -ENOENT;
+}
+
 static int r_inode_get(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *out)
 {
 	TXN_OR_FAIL(t, st);
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	*out = e->a;
 	return 0;
 }
@@ -1283,9 +1294,7 @@ static int r_ino_alloc(struct cvfs_store *st, uint64_t *ino)
 
 static int r_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (a->ino == 0 || (a->mode & S_IFMT) == 0)
 		return -EINVAL;
 	struct ient *e;
@@ -1498,9 +1507,7 @@ static ssize_t r_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 static ssize_t r_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len,
 		       uint64_t off)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	const uint32_t cs = t->s->chunk;
 	const char *src = buf;
 	for (size_t done = 0; done < len;) {
@@ -1575,16 +1582,12 @@ static int chunk_list(struct rtxn *t, uint64_t ino, uint64_t first, uint64_t las
 
 static int r_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	uint64_t old = e->a.size > e->orig_size ? e->a.size : e->orig_size;
 	uint64_t first = nchunks(s, size);
 	uint32_t in = (uint32_t)(size % s->chunk);
@@ -1625,9 +1628,7 @@ static int r_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 
 static int r_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	const uint32_t cs = s->chunk;
 	uint64_t end = off + len;
@@ -1662,16 +1663,12 @@ static int dir_empty_impl(struct rtxn *t, uint64_t dir);
 
 static int r_inode_del(struct cvfs_store *st, uint64_t ino)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	if (S_ISDIR(e->a.mode) && t->empty_dir != ino) {
 		rc = dir_empty_impl(t, ino);
 		if (rc < 0)
@@ -1880,9 +1877,7 @@ static int r_dent_get(struct cvfs_store *st, uint64_t dir, const char *name, siz
 static int r_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
 		      uint64_t ino, uint32_t type)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENAMETOOLONG;
 	struct ient *p = ient_find(t, dir);
@@ -1916,9 +1911,7 @@ static int r_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 
 static int r_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENOENT;
 	struct dent *d;
@@ -2228,15 +2221,11 @@ static ssize_t r_getx(struct cvfs_store *st, uint64_t ino, const char *name, voi
 static int r_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val,
 		  size_t size, int flags)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	struct xent *x;
 	rc = xent_lookup(t, ino, name, &x);
 	if (rc)
@@ -2319,9 +2308,7 @@ static ssize_t r_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t s
 
 static int r_removex(struct cvfs_store *st, uint64_t ino, const char *name)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct xent *x;
 	int rc = xent_lookup(t, ino, name, &x);
 	if (rc)
