@@ -707,6 +707,17 @@ static void replies_free(redisReply **rv, int n)
 	free(rv);
 }
 
+/* The commands buffered so far, in one round trip (roundtrip); rc, an
+ * error met while buffering them, drops them instead. */
+static int send_cmds(struct rtxn *t, int rc, redisReply ***rv, int *nr)
+{
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	return roundtrip(t, rv, nr);
+}
+
 /* One read of the server that the commit script cannot check (a listing,
  * a count, a set, xattrs): in a write transaction its key is WATCHed in the
  * same round trip, and the commit then goes inside MULTI/EXEC.  key is the
@@ -728,12 +739,9 @@ static int read_watched(struct rtxn *t, const char *key, redisReply **out, const
 	}
 	redisReply **rv;
 	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
+	rc = send_cmds(t, rc, &rv, &nr);
+	if (rc)
 		return rc;
-	}
 	*out = rv[nr - 1];
 	rv[nr - 1] = NULL;
 	replies_free(rv, nr);
@@ -1198,12 +1206,9 @@ static int fetch_inodes(struct rtxn *t, const uint64_t *inos, size_t n)
 		rc = ob_cmd(&t->ob, "HGETALL %bi:%llu", PFX(s), (ull)inos[i]);
 	redisReply **rv;
 	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
+	rc = send_cmds(t, rc, &rv, &nr);
+	if (rc)
 		return rc;
-	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (ient_find(t, inos[i]))
 			continue;
@@ -2030,12 +2035,9 @@ static int r_dir_list(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs
 				    PFX(s), (ull)dir, (ull)pos, batch);
 		redisReply **rv;
 		int nr;
-		if (rc == 0)
-			rc = roundtrip(t, &rv, &nr);
-		if (rc) {
-			ob_reset(&t->ob);
+		rc = send_cmds(t, rc, &rv, &nr);
+		if (rc)
 			return rc;
-		}
 		const redisReply *x = rv[nr - 1];
 		if (ask) {
 			const redisReply *m = rv[0];
