@@ -20,14 +20,21 @@
  *   P alive:CLIENT    set, expiring: a client's lock lease
  *   P chg             pub/sub channel of the change feed
  *
- * Transactions are optimistic: a write transaction WATCHes each key before it
- * reads it (WATCH and the read go in one pipelined round trip), keeps its
- * writes in a local overlay that its own reads see, and at commit sends
- * MULTI, the writes, a PUBLISH of what changed, EXEC in one round trip.  A nil
- * EXEC means a watched key changed: txn_end returns -EAGAIN and the core runs
- * the operation again.  Write transactions of this process are serialised by
- * a mutex (they would only conflict on the parent directories anyway); read
- * transactions run concurrently on a small pool of connections.
+ * Transactions are optimistic.  A write transaction reads records and entries
+ * from a process-wide cache (backends/redis/cache.h, kept coherent by the
+ * change feed) or, on a miss, from the server without WATCH (a lookup is one
+ * script call that also brings the record and, if small, the whole
+ * directory); it keeps its writes in a local overlay that its own reads see,
+ * and commits with one script call (EVALSHA) that checks that everything it
+ * read is as it read it and applies the writes and a PUBLISH of what
+ * changed.  A failed check means someone else got in first: txn_end returns
+ * -EAGAIN, the cache forgets what the transaction read, and the core runs
+ * the operation again.  Reads the script cannot check (listings, data,
+ * xattrs, counts) are WATCHed in their round trip, and the script call then
+ * goes inside MULTI/EXEC.  So one file operation costs one round trip when
+ * its reads are cached.  Write transactions of this process are serialised
+ * by a mutex (they would only conflict on the parent directories anyway);
+ * read transactions run concurrently on a small pool of connections.
  *
  * Failures: every connection has a connect and a command timeout; a dead or
  * stopped server makes the current call fail with -ETIMEDOUT or -EIO, and
@@ -56,21 +63,26 @@
 #include <unistd.h>
 
 #include "backends.h"
+#include "backends/redis/cache.h"
 #include "cvfs/store.h"
 
 #define FORMAT_TAG "chuk-vfs/redis"
 #define FORMAT_VERSION 1
 #define DEF_CHUNK 65536u
-#define ALLOC_BATCH 64
+#define ALLOC_BATCH 1024
 #define LIST_BATCH 256
 #define PREFETCH_MAX 64
 #define ENUM_MAX 256 /* chunks enumerated from the size; beyond, read P k:INO */
 #define DEF_POOL 8
 #define BREAKER_MS 1000
-#define DC_SLOTS 4096     /* directory-record cache, direct-mapped */
 #define DEF_DC_TTL_MS 2000
+#define CACHE_MAX 262144 /* cached records and names; past it the cache starts again */
+#define LOAD_MAX 4096    /* a lookup brings the whole directory along up to this size */
 
 typedef unsigned long long ull;
+
+/* the Lua scripts (loaded at first use) */
+enum { SC_LOCK, SC_LKDROP, SC_APPLY, SC_LOOKUP, NSCRIPTS };
 
 /* ---- small buffers ---- */
 
@@ -98,19 +110,25 @@ static int ob_raw(struct obuf *b, const char *s, size_t n)
 	return 0;
 }
 
-static int ob_cmd(struct obuf *b, const char *fmt, ...)
+static int ob_vcmd(struct obuf *b, const char *fmt, va_list ap)
 {
 	char *cmd = NULL;
-	va_list ap;
-	va_start(ap, fmt);
 	int len = redisvFormatCommand(&cmd, fmt, ap);
-	va_end(ap);
 	if (len < 0)
 		return -ENOMEM;
 	int rc = ob_raw(b, cmd, (size_t)len);
 	redisFreeCommand(cmd);
 	if (rc == 0)
 		b->ncmd++;
+	return rc;
+}
+
+static int ob_cmd(struct obuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = ob_vcmd(b, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -185,18 +203,6 @@ struct rurl {
 	int db;
 };
 
-/* A process-wide cache of directory records (attributes only), so a lookup or
- * a create need not re-read the parent.  Only while the change feed is live
- * (other clients' changes evict entries) and for at most dc_ttl ms.  Write
- * transactions re-read what they took from it under WATCH in their next
- * round trip and fail with -EAGAIN if it had changed. */
-struct dcslot {
-	uint64_t ino, seq;
-	int64_t expires;
-	int valid;
-	struct cvfs_attr a;
-};
-
 struct rconn {
 	redisContext *c;
 	int in_use;
@@ -243,17 +249,14 @@ struct rstore {
 
 	atomic_ullong roundtrips, txns; /* CVFS_REDIS_STATS=1 prints them at the end */
 
-	pthread_mutex_t dc_lock;
-	struct dcslot *dc;
-	uint64_t dc_epoch;
-	int feed_live;
-	int dc_ttl_ms; /* 0: no cache */
+	struct rcache *rc; /* records and names (backends/redis/cache.h); NULL: none */
+	int dc_ttl_ms;     /* 0: no cache */
 	atomic_int feed_up; /* the feed thread is subscribed */
 
 	/* locks (see "locks" below) */
 	pthread_mutex_t lk_lock;
 	pthread_cond_t lk_cv;  /* sync_seen moved; lstop set */
-	char lk_sha[2][41];    /* the loaded scripts ("" until loaded) */
+	char sha[NSCRIPTS][41]; /* the loaded scripts ("" until loaded) */
 	int lease_ms;
 	pthread_t lthr;        /* the lease thread */
 	int lthr_started, lstop;
@@ -277,8 +280,10 @@ static inline struct rstore *rs(struct cvfs_store *st)
 struct ient { /* an inode seen or changed by this transaction */
 	uint64_t ino;
 	uint8_t present, orig, dirty;
+	uint8_t checked; /* read (from the server or the cache): the commit checks it */
 	uint64_t orig_size;
-	struct cvfs_attr a;
+	struct cvfs_attr a;  /* as this transaction sees it */
+	struct cvfs_attr oa; /* as read (orig) */
 };
 
 struct dent { /* a directory entry seen or changed */
@@ -320,12 +325,19 @@ struct rtxn {
 	struct rconn *k;
 	int write, probe, sent_ok;
 	int unwatch; /* send UNWATCH first: the connection kept an earlier txn's WATCHes */
-	int stale;   /* a cached directory record turned out changed: commit says -EAGAIN */
-	struct dval {
-		uint64_t ino;
-		struct cvfs_attr a;
-	} *val; /* cached records to re-read under WATCH with the next round trip */
-	size_t nval, capval;
+	int watched; /* this write transaction WATCHed keys: its commit goes in MULTI */
+	int stale;   /* a read transaction saw a record change under it: -EAGAIN */
+	/* directories assumed to hold exactly cnt entries on the server (the
+	 * commit script checks it) */
+	struct hchk {
+		uint64_t dir;
+		long cnt;
+	} *hc;
+	size_t nhc, caphc;
+	/* kept across the reruns of one operation (not cleared by txn_clear): a
+	 * directory whose count check failed is counted for real next time */
+	uint64_t noopt_dir;
+	int noopt_keep;
 	struct obuf pre;
 	struct ient *in;
 	size_t nin, capin;
@@ -360,7 +372,7 @@ static void txn_destroy(void *p)
 	free(t->pf);
 	free(t->ob.p);
 	free(t->pre.p);
-	free(t->val);
+	free(t->hc);
 	free(t);
 }
 
@@ -394,6 +406,12 @@ static struct rtxn *cur(struct cvfs_store *st)
 	struct rtxn *t = cur(st);                                                     \
 	if (!t)                                                                       \
 	return -EINVAL
+
+/* ...and it may write */
+#define WTXN_OR_FAIL(t, st)                                                           \
+	TXN_OR_FAIL(t, st);                                                           \
+	if (!t->write || t->s->readonly)                                              \
+	return -EROFS
 
 /* ---- errors: the one mapping ---- */
 
@@ -605,12 +623,10 @@ static int attr_same(const struct cvfs_attr *x, const struct cvfs_attr *y)
 }
 
 static int parse_inode(const redisReply *r, uint64_t ino, struct cvfs_attr *a);
-static void dc_inval(struct rstore *s, uint64_t ino);
 
 /* Sends the transaction's buffered commands and reads their replies into
- * *out (t->ob.ncmd of them; free with replies_free).  Housekeeping goes
- * first in the same round trip: UNWATCH if the connection kept WATCHes, and
- * the re-reading of cached directory records.  A connection that went stale
+ * *out (t->ob.ncmd of them; free with replies_free).  UNWATCH goes first in
+ * the same round trip if the connection kept WATCHes.  A connection that went stale
  * between transactions (the server restarted) is re-made once,
  * transparently, if nothing was sent on it in this transaction yet. */
 static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
@@ -622,11 +638,6 @@ static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
 	ob_reset(pre);
 	if (t->unwatch)
 		rc = ob_cmd(pre, "UNWATCH");
-	for (size_t i = 0; i < t->nval && rc == 0; i++) {
-		rc = ob_cmd(pre, "WATCH %bi:%llu", PFX(s), (ull)t->val[i].ino);
-		if (rc == 0)
-			rc = ob_cmd(pre, "HGETALL %bi:%llu", PFX(s), (ull)t->val[i].ino);
-	}
 	int n = pre->ncmd + t->ob.ncmd;
 	redisReply **rv = rc ? NULL : calloc((size_t)(n ? n : 1), sizeof(*rv));
 	if (!rv) {
@@ -680,113 +691,11 @@ static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
 	int at = 0;
 	if (t->unwatch)
 		freeReplyObject(rv[at++]);
-	for (size_t i = 0; i < t->nval; i++, at += 2) {
-		struct cvfs_attr a;
-		if (parse_inode(rv[at + 1], t->val[i].ino, &a) != 0 || !attr_same(&a, &t->val[i].a)) {
-			t->stale = 1;
-			dc_inval(s, t->val[i].ino);
-		}
-		freeReplyObject(rv[at]);
-		freeReplyObject(rv[at + 1]);
-	}
 	t->unwatch = 0;
-	t->nval = 0;
 	memmove(rv, rv + at, (size_t)(n - at) * sizeof(*rv));
 	*nout = n - at;
 	*out = rv;
 	return 0;
-}
-
-/* ---- the directory-record cache ---- */
-
-static struct dcslot *dc_slot(struct rstore *s, uint64_t ino)
-{
-	uint64_t h = ino * 0x9e3779b97f4a7c15ull;
-	return &s->dc[(h >> 40) & (DC_SLOTS - 1)];
-}
-
-static int dc_get(struct rstore *s, uint64_t ino, struct cvfs_attr *a)
-{
-	if (!s->dc)
-		return 0;
-	pthread_mutex_lock(&s->dc_lock);
-	struct dcslot *sl = dc_slot(s, ino);
-	int hit = s->feed_live && sl->valid && sl->ino == ino && mono_ms() < sl->expires;
-	if (hit)
-		*a = sl->a;
-	pthread_mutex_unlock(&s->dc_lock);
-	return hit;
-}
-
-/* Before reading ino from the server: what the slot looked like, so a fill
- * from an answer older than a change we made or heard of is dropped. */
-static void dc_snap(struct rstore *s, uint64_t ino, uint64_t *seq, uint64_t *epoch)
-{
-	if (!s->dc)
-		return;
-	pthread_mutex_lock(&s->dc_lock);
-	*seq = dc_slot(s, ino)->seq;
-	*epoch = s->dc_epoch;
-	pthread_mutex_unlock(&s->dc_lock);
-}
-
-static void dc_fill(struct rstore *s, const struct cvfs_attr *a, uint64_t seq, uint64_t epoch)
-{
-	if (!s->dc || !S_ISDIR(a->mode) || a->nlink == 0)
-		return;
-	pthread_mutex_lock(&s->dc_lock);
-	struct dcslot *sl = dc_slot(s, a->ino);
-	if (s->feed_live && epoch == s->dc_epoch && sl->seq == seq) {
-		sl->ino = a->ino;
-		sl->a = *a;
-		sl->valid = 1;
-		sl->expires = mono_ms() + s->dc_ttl_ms;
-	}
-	pthread_mutex_unlock(&s->dc_lock);
-}
-
-/* After our own commit: the new record. */
-static void dc_set(struct rstore *s, const struct cvfs_attr *a)
-{
-	if (!s->dc)
-		return;
-	pthread_mutex_lock(&s->dc_lock);
-	struct dcslot *sl = dc_slot(s, a->ino);
-	sl->seq++;
-	if (s->feed_live && S_ISDIR(a->mode) && a->nlink) {
-		sl->ino = a->ino;
-		sl->a = *a;
-		sl->valid = 1;
-		sl->expires = mono_ms() + s->dc_ttl_ms;
-	} else if (sl->ino == a->ino) {
-		sl->valid = 0;
-	}
-	pthread_mutex_unlock(&s->dc_lock);
-}
-
-static void dc_inval(struct rstore *s, uint64_t ino)
-{
-	if (!s->dc)
-		return;
-	pthread_mutex_lock(&s->dc_lock);
-	struct dcslot *sl = dc_slot(s, ino);
-	sl->seq++;
-	if (sl->ino == ino)
-		sl->valid = 0;
-	pthread_mutex_unlock(&s->dc_lock);
-}
-
-/* The feed went up or down: start from nothing either way. */
-static void dc_live(struct rstore *s, int live)
-{
-	if (!s->dc)
-		return;
-	pthread_mutex_lock(&s->dc_lock);
-	s->feed_live = live;
-	s->dc_epoch++;
-	for (size_t i = 0; i < DC_SLOTS; i++)
-		s->dc[i].valid = 0;
-	pthread_mutex_unlock(&s->dc_lock);
 }
 
 static void replies_free(redisReply **rv, int n)
@@ -796,6 +705,228 @@ static void replies_free(redisReply **rv, int n)
 	for (int i = 0; i < n; i++)
 		freeReplyObject(rv[i]);
 	free(rv);
+}
+
+/* The commands buffered so far, in one round trip (roundtrip); rc, an
+ * error met while buffering them, drops them instead. */
+static int send_cmds(struct rtxn *t, int rc, redisReply ***rv, int *nr)
+{
+	if (rc) {
+		ob_reset(&t->ob);
+		return rc;
+	}
+	return roundtrip(t, rv, nr);
+}
+
+/* One read of the server that the commit script cannot check (a listing,
+ * a count, a set, xattrs): in a write transaction its key is WATCHed in the
+ * same round trip, and the commit then goes inside MULTI/EXEC.  key is the
+ * key's name after the prefix.  *out: the read's reply (freeReplyObject). */
+static int read_watched(struct rtxn *t, const char *key, redisReply **out, const char *fmt, ...)
+{
+	struct rstore *s = t->s;
+	int rc = 0;
+	*out = NULL;
+	if (t->write) {
+		rc = ob_cmd(&t->ob, "WATCH %b%s", PFX(s), key);
+		t->watched = 1;
+	}
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		rc = ob_vcmd(&t->ob, fmt, ap);
+		va_end(ap);
+	}
+	redisReply **rv;
+	int nr;
+	rc = send_cmds(t, rc, &rv, &nr);
+	if (rc)
+		return rc;
+	*out = rv[nr - 1];
+	rv[nr - 1] = NULL;
+	replies_free(rv, nr);
+	return 0;
+}
+
+/* ---- command words, scripts ---- */
+
+/* Words of a command line under construction: copied into an arena, or
+ * borrowed (data buffers). */
+struct words {
+	char *buf;
+	size_t n, cap;
+	struct word {
+		const char *ext; /* borrowed, or NULL: at buf + off */
+		size_t off, len;
+	} *w;
+	size_t nw, capw;
+	int err;
+};
+
+static struct word *w_new(struct words *b)
+{
+	if (b->err || grow((void **)&b->w, &b->capw, b->nw + 1, sizeof(*b->w))) {
+		b->err = 1;
+		return NULL;
+	}
+	return &b->w[b->nw++];
+}
+
+static void w_ext(struct words *b, const void *p, size_t len)
+{
+	struct word *w = w_new(b);
+	if (w) {
+		w->ext = p ? p : "";
+		w->len = len;
+	}
+}
+
+static void w_vfmt(struct words *b, const struct rstore *s, const char *fmt, va_list ap)
+{
+	struct word *w = w_new(b);
+	if (!w)
+		return;
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	size_t pl = s ? s->plen : 0;
+	if (n < 0 || grow((void **)&b->buf, &b->cap, b->n + pl + (size_t)n + 1, 1)) {
+		b->err = 1;
+		b->nw--;
+		return;
+	}
+	if (pl)
+		memcpy(b->buf + b->n, s->prefix, pl);
+	vsnprintf(b->buf + b->n + pl, (size_t)n + 1, fmt, ap);
+	w->ext = NULL;
+	w->off = b->n;
+	w->len = pl + (size_t)n;
+	b->n += w->len;
+}
+
+/* a word copied */
+static void w_str(struct words *b, const void *p, size_t len)
+{
+	struct word *w = w_new(b);
+	if (!w)
+		return;
+	if (grow((void **)&b->buf, &b->cap, b->n + len + 1, 1)) {
+		b->err = 1;
+		b->nw--;
+		return;
+	}
+	memcpy(b->buf + b->n, p, len);
+	w->ext = NULL;
+	w->off = b->n;
+	w->len = len;
+	b->n += len;
+}
+
+/* a word from printf */
+static void w_fmt(struct words *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	w_vfmt(b, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* a key: the prefix, then printf */
+static void w_key(struct words *b, const struct rstore *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	w_vfmt(b, s, fmt, ap);
+	va_end(ap);
+}
+
+/* A counted group: w_count_begin leaves room for the count, w_count_end
+ * writes the number of words since. */
+static size_t w_count_begin(struct words *b)
+{
+	w_fmt(b, "%20s", "");
+	return b->nw - 1;
+}
+
+static void w_count_end(struct words *b, size_t at)
+{
+	if (b->err)
+		return;
+	struct word *w = &b->w[at];
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%zu", b->nw - at - 1);
+	memcpy(b->buf + w->off, tmp, (size_t)n);
+	w->len = (size_t)n;
+}
+
+static void w_free(struct words *b)
+{
+	free(b->buf);
+	free(b->w);
+}
+
+/* Appends a call of script `which` to the transaction's commands: EVALSHA,
+ * or, while its sha is not known, SCRIPT LOAD (to learn it) and EVAL.
+ * nkeys of the words are keys.  Returns how many replies come before the
+ * script's (0 or 1; script_learn takes that one), or -errno. */
+static const char *script_body(int which);
+
+static int script_append(struct rtxn *t, int which, int nkeys, const struct words *b)
+{
+	struct rstore *s = t->s;
+	char sha[41], nk[16];
+	pthread_mutex_lock(&s->lk_lock);
+	memcpy(sha, s->sha[which], sizeof(sha));
+	pthread_mutex_unlock(&s->lk_lock);
+	int pre = 0, rc = 0;
+	if (!sha[0]) {
+		rc = ob_cmd(&t->ob, "SCRIPT LOAD %s", script_body(which));
+		pre = 1;
+	}
+	size_t n = 3 + b->nw;
+	const char **av = malloc(n * sizeof(*av));
+	size_t *al = malloc(n * sizeof(*al));
+	if (!av || !al)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		snprintf(nk, sizeof(nk), "%d", nkeys);
+		av[0] = pre ? "EVAL" : "EVALSHA";
+		av[1] = pre ? script_body(which) : sha;
+		av[2] = nk;
+		for (size_t i = 0; i < b->nw; i++) {
+			av[3 + i] = b->w[i].ext ? b->w[i].ext : b->buf + b->w[i].off;
+			al[3 + i] = b->w[i].len;
+		}
+		for (int i = 0; i < 3; i++)
+			al[i] = strlen(av[i]);
+		rc = ob_argv(&t->ob, (int)n, av, al);
+	}
+	free(av);
+	free(al);
+	return rc ? rc : pre;
+}
+
+static void script_learn(struct rstore *s, int which, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_STRING || r->len != 40)
+		return;
+	pthread_mutex_lock(&s->lk_lock);
+	memcpy(s->sha[which], r->str, 40);
+	s->sha[which][40] = 0;
+	pthread_mutex_unlock(&s->lk_lock);
+}
+
+/* A NOSCRIPT answer (the server restarted or flushed its scripts): 1, and
+ * the sha is forgotten, so the next call loads it again. */
+static int script_lost(struct rstore *s, int which, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOSCRIPT", 8) != 0)
+		return 0;
+	pthread_mutex_lock(&s->lk_lock);
+	s->sha[which][0] = 0;
+	pthread_mutex_unlock(&s->lk_lock);
+	return 1;
 }
 
 /* ---- id allocation (batches per client, no round trip most times) ---- */
@@ -847,8 +978,9 @@ static void txn_clear(struct rtxn *t)
 	t->nin = t->nde = t->nxe = t->ndop = t->ndel = t->npf = 0;
 	t->empty_dir = 0;
 	t->unwatch = 0;
+	t->watched = 0;
 	t->stale = 0;
-	t->nval = 0;
+	t->nhc = 0;
 	t->sent_ok = 0;
 	ob_reset(&t->ob);
 }
@@ -917,8 +1049,11 @@ static int r_txn_end(struct cvfs_store *st, int do_commit)
 		rc = commit(t);
 	else if (!t->write && do_commit && t->stale)
 		rc = -EAGAIN; /* a read saw a record change under it: run it again */
-	else if (t->write && t->sent_ok)
+	else if (t->write && t->watched)
 		t->k->need_unwatch = 1; /* sent with the next transaction's first command */
+	if (!t->noopt_keep)
+		t->noopt_dir = 0;
+	t->noopt_keep = 0;
 	if (t->probe) {
 		breaker_note(s, 1, 1);
 		t->probe = 0;
@@ -1042,50 +1177,53 @@ static int parse_inode(const redisReply *r, uint64_t ino, struct cvfs_attr *a)
 	return a->mode ? 0 : -EIO;
 }
 
-/* Reads the records of n inodes into the cache (one round trip). */
+/* The record a was read (from the server or the cache): this transaction's
+ * view of it, checked at commit.  a NULL: read as absent. */
+static struct ient *ient_read(struct rtxn *t, uint64_t ino, const struct cvfs_attr *a)
+{
+	struct ient *e = ient_add(t, ino);
+	if (!e)
+		return NULL;
+	e->checked = 1;
+	if (a) {
+		e->a = e->oa = *a;
+		e->present = e->orig = 1;
+		e->orig_size = a->size;
+	}
+	return e;
+}
+
+/* Reads the records of n inodes (one round trip).  In a write transaction
+ * no WATCH: the commit script checks them. */
 static int fetch_inodes(struct rtxn *t, const uint64_t *inos, size_t n)
 {
 	struct rstore *s = t->s;
 	int rc = 0;
-	uint64_t seqs[PREFETCH_MAX] = {0}, epoch = 0;
+	struct rc_tok toks[PREFETCH_MAX];
 	for (size_t i = 0; i < n && i < PREFETCH_MAX; i++)
-		dc_snap(s, inos[i], &seqs[i], &epoch);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (t->write)
-			rc = ob_cmd(&t->ob, "WATCH %bi:%llu", PFX(s), (ull)inos[i]);
-		if (rc == 0)
-			rc = ob_cmd(&t->ob, "HGETALL %bi:%llu", PFX(s), (ull)inos[i]);
-	}
+		rc_inode_snap(s->rc, inos[i], &toks[i]);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = ob_cmd(&t->ob, "HGETALL %bi:%llu", PFX(s), (ull)inos[i]);
 	redisReply **rv;
 	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
+	rc = send_cmds(t, rc, &rv, &nr);
+	if (rc)
 		return rc;
-	}
-	int stride = t->write ? 2 : 1;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (ient_find(t, inos[i]))
 			continue;
 		struct cvfs_attr a;
-		int r = parse_inode(rv[i * stride + stride - 1], inos[i], &a);
+		int r = parse_inode(rv[i], inos[i], &a);
 		if (r && r != -ENOENT) {
 			rc = r;
 			break;
 		}
-		struct ient *e = ient_add(t, inos[i]);
-		if (!e) {
+		if (!ient_read(t, inos[i], r == 0 ? &a : NULL)) {
 			rc = -ENOMEM;
 			break;
 		}
-		if (r == 0) {
-			e->a = a;
-			e->present = e->orig = 1;
-			e->orig_size = a.size;
-			if (i < PREFETCH_MAX)
-				dc_fill(s, &a, seqs[i], epoch);
-		}
+		if (r == 0 && i < PREFETCH_MAX)
+			rc_inode_fill(s->rc, &toks[i], &a);
 	}
 	replies_free(rv, nr);
 	return rc;
@@ -1095,20 +1233,10 @@ static int ient_get(struct rtxn *t, uint64_t ino, struct ient **out)
 {
 	struct ient *e = ient_find(t, ino);
 	struct cvfs_attr ca;
-	if (!e && dc_get(t->s, ino, &ca)) {
-		if (t->write) { /* to be re-read under WATCH with the next round trip */
-			if (grow((void **)&t->val, &t->capval, t->nval + 1, sizeof(*t->val)))
-				return -ENOMEM;
-			t->val[t->nval].ino = ino;
-			t->val[t->nval].a = ca;
-			t->nval++;
-		}
-		e = ient_add(t, ino);
+	if (!e && rc_inode_get(t->s->rc, ino, &ca)) {
+		e = ient_read(t, ino, &ca);
 		if (!e)
 			return -ENOMEM;
-		e->a = ca;
-		e->present = e->orig = 1;
-		e->orig_size = ca.size;
 	}
 	if (!e) {
 		size_t n = 1;
@@ -1134,15 +1262,20 @@ static int ient_get(struct rtxn *t, uint64_t ino, struct ient **out)
 	return 0;
 }
 
+/* ient_get, and the inode exists */
+static int ient_live(struct rtxn *t, uint64_t ino, struct ient **out)
+{
+	int rc = ient_get(t, ino, out);
+	return rc ? rc : (*out)->present ? 0 : -ENOENT;
+}
+
 static int r_inode_get(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *out)
 {
 	TXN_OR_FAIL(t, st);
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	*out = e->a;
 	return 0;
 }
@@ -1166,9 +1299,7 @@ static int r_ino_alloc(struct cvfs_store *st, uint64_t *ino)
 
 static int r_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (a->ino == 0 || (a->mode & S_IFMT) == 0)
 		return -EINVAL;
 	struct ient *e;
@@ -1284,8 +1415,10 @@ static ssize_t data_read(struct rtxn *t, uint64_t ino, void *buf, size_t len, ui
 			}
 		}
 		if (!local) {
-			if (t->write)
+			if (t->write) {
 				rc = ob_cmd(&t->ob, "WATCH %bc:%llu:%llu", PFX(s), (ull)ino, (ull)idx);
+				t->watched = 1;
+			}
 			if (rc == 0)
 				rc = ob_cmd(&t->ob, "GETRANGE %bc:%llu:%llu %u %llu", PFX(s), (ull)ino,
 					    (ull)idx, in, (ull)(in + n - 1));
@@ -1316,8 +1449,10 @@ static ssize_t data_read(struct rtxn *t, uint64_t ino, void *buf, size_t len, ui
 			rc = ex->type == REDIS_REPLY_ERROR ? map_err(NULL, 0, ex) : -EIO;
 		} else {
 			struct cvfs_attr a;
-			if (check && (parse_inode(ex->element[0], ino, &a) || !attr_same(&a, &ie->a)))
+			if (check && (parse_inode(ex->element[0], ino, &a) || !attr_same(&a, &ie->a))) {
 				t->stale = 1;
+				rc_inode_inval(s->rc, ino); /* the rerun reads it afresh */
+			}
 			for (size_t i = 0; i < npieces; i++)
 				pc[i] = ex->element[base + i];
 		}
@@ -1377,9 +1512,7 @@ static ssize_t r_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 static ssize_t r_write(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len,
 		       uint64_t off)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	const uint32_t cs = t->s->chunk;
 	const char *src = buf;
 	for (size_t done = 0; done < len;) {
@@ -1412,20 +1545,13 @@ static int chunk_list(struct rtxn *t, uint64_t ino, uint64_t first, uint64_t las
 		for (uint64_t i = first; i < last; i++)
 			v[n++] = i;
 	} else {
-		if (t->write)
-			rc = ob_cmd(&t->ob, "WATCH %bk:%llu", PFX(s), (ull)ino);
-		if (rc == 0)
-			rc = ob_cmd(&t->ob, "ZRANGEBYSCORE %bk:%llu %llu %llu", PFX(s), (ull)ino,
-				    (ull)first, (ull)(last - 1));
-		redisReply **rv;
-		int nr;
-		if (rc == 0)
-			rc = roundtrip(t, &rv, &nr);
-		if (rc) {
-			ob_reset(&t->ob);
+		char key[32];
+		snprintf(key, sizeof(key), "k:%llu", (ull)ino);
+		redisReply *x;
+		rc = read_watched(t, key, &x, "ZRANGEBYSCORE %bk:%llu %llu %llu", PFX(s), (ull)ino,
+				  (ull)first, (ull)(last - 1));
+		if (rc)
 			return rc;
-		}
-		const redisReply *x = rv[nr - 1];
 		if (x->type != REDIS_REPLY_ARRAY) {
 			rc = map_err(NULL, 0, x);
 		} else if (grow((void **)&v, &cap, x->elements + 1, sizeof(*v))) {
@@ -1438,7 +1564,7 @@ static int chunk_list(struct rtxn *t, uint64_t ino, uint64_t first, uint64_t las
 					v[n++] = u;
 			}
 		}
-		replies_free(rv, nr);
+		freeReplyObject(x);
 		if (rc) {
 			free(v);
 			return rc;
@@ -1461,16 +1587,12 @@ static int chunk_list(struct rtxn *t, uint64_t ino, uint64_t first, uint64_t las
 
 static int r_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	uint64_t old = e->a.size > e->orig_size ? e->a.size : e->orig_size;
 	uint64_t first = nchunks(s, size);
 	uint32_t in = (uint32_t)(size % s->chunk);
@@ -1511,9 +1633,7 @@ static int r_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 
 static int r_punch(struct cvfs_store *st, uint64_t ino, uint64_t off, uint64_t len)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	const uint32_t cs = s->chunk;
 	uint64_t end = off + len;
@@ -1548,16 +1668,12 @@ static int dir_empty_impl(struct rtxn *t, uint64_t dir);
 
 static int r_inode_del(struct cvfs_store *st, uint64_t ino)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	if (S_ISDIR(e->a.mode) && t->empty_dir != ino) {
 		rc = dir_empty_impl(t, ino);
 		if (rc < 0)
@@ -1620,6 +1736,104 @@ static int parse_dval(const char *v, size_t n, uint64_t *ino, uint32_t *type, ui
 	return 0;
 }
 
+/* A lookup that misses the cache: one script call brings the entry, the
+ * record it names, and (when the cache is live) the whole directory if it
+ * has at most LOAD_MAX entries, so later lookups there, present or absent,
+ * are answered here.  KEYS: none.  ARGV: prefix, dir, name, most.
+ * Returns {entry or nil, HGETALL of its inode, HGETALL of the directory or
+ * nil}. */
+static const char lookup_script[] =
+	"local dk = ARGV[1] .. 'd:' .. ARGV[2]\n"
+	"local v = redis.call('HGET', dk, ARGV[3])\n"
+	"local rec = {}\n"
+	"if v then\n"
+	"  local ino = string.match(v, '^(%d+) ')\n"
+	"  if ino then rec = redis.call('HGETALL', ARGV[1] .. 'i:' .. ino) end\n"
+	"end\n"
+	"local most, all = tonumber(ARGV[4]), false\n"
+	"if most > 0 and redis.call('HLEN', dk) <= most then all = redis.call('HGETALL', dk) end\n"
+	"return {v, rec, all}\n";
+
+/* The entry (dir, name) from the server, with what comes along (see above)
+ * into the transaction and the cache. */
+static int lookup_remote(struct rtxn *t, uint64_t dir, const char *name, size_t len,
+			 struct rc_dent *v)
+{
+	struct rstore *s = t->s;
+	struct rc_tok dtok = {0}, itok = {0};
+	rc_dir_snap(s->rc, dir, &dtok);
+	rc_inode_snap_any(s->rc, &itok);
+	int rc = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct words b = {0};
+		w_str(&b, s->prefix, s->plen);
+		w_fmt(&b, "%llu", (ull)dir);
+		w_ext(&b, name, len);
+		/* the whole directory, unless known already (a name changed by
+		 * another client) */
+		w_fmt(&b, "%d",
+		      s->rc && atomic_load(&s->feed_up) && !rc_dir_whole(s->rc, dir) ? LOAD_MAX : 0);
+		int pre = b.err ? -ENOMEM : script_append(t, SC_LOOKUP, 0, &b);
+		w_free(&b);
+		redisReply **rv;
+		int nr;
+		rc = pre < 0 ? pre : roundtrip(t, &rv, &nr);
+		if (rc) {
+			ob_reset(&t->ob);
+			return rc;
+		}
+		if (pre)
+			script_learn(s, SC_LOOKUP, rv[0]);
+		const redisReply *r = rv[nr - 1];
+		if (script_lost(s, SC_LOOKUP, r)) {
+			replies_free(rv, nr);
+			continue;
+		}
+		memset(v, 0, sizeof(*v));
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+			rc = r->type == REDIS_REPLY_ERROR ? map_err(NULL, 0, r) : -EIO;
+			replies_free(rv, nr);
+			return rc;
+		}
+		const redisReply *e = r->element[0], *rec = r->element[1], *all = r->element[2];
+		if (e->type == REDIS_REPLY_STRING) {
+			rc = parse_dval(e->str, e->len, &v->ino, &v->type, &v->eid);
+			v->present = 1;
+		} else if (e->type != REDIS_REPLY_NIL) {
+			rc = -EIO;
+		}
+		if (rc == 0 && v->present && rec->type == REDIS_REPLY_ARRAY &&
+		    !ient_find(t, v->ino)) {
+			struct cvfs_attr a;
+			int pr = parse_inode(rec, v->ino, &a);
+			if (pr == 0 || pr == -ENOENT) {
+				if (!ient_read(t, v->ino, pr == 0 ? &a : NULL))
+					rc = -ENOMEM;
+				else if (pr == 0)
+					rc_inode_fill(s->rc, &itok, &a);
+			}
+		}
+		if (rc == 0 && all->type == REDIS_REPLY_ARRAY) {
+			if (rc_dir_load_begin(s->rc, &dtok, dir)) {
+				for (size_t i = 0; i + 1 < all->elements; i += 2) {
+					const redisReply *f = all->element[i], *x = all->element[i + 1];
+					struct rc_dent dv = {1, 0, 0, 0};
+					if (f->type == REDIS_REPLY_STRING && x->type == REDIS_REPLY_STRING &&
+					    f->len && f->len <= CVFS_NAME_MAX &&
+					    parse_dval(x->str, x->len, &dv.ino, &dv.type, &dv.eid) == 0)
+						rc_dir_load_add(s->rc, dir, f->str, f->len, &dv);
+				}
+				rc_dir_load_end(s->rc, dir);
+			}
+		} else if (rc == 0) {
+			rc_dent_fill(s->rc, &dtok, dir, name, len, v);
+		}
+		replies_free(rv, nr);
+		return rc;
+	}
+	return -EIO;
+}
+
 static int dent_lookup(struct rtxn *t, uint64_t dir, const char *name, size_t len,
 		       struct dent **out)
 {
@@ -1628,33 +1842,12 @@ static int dent_lookup(struct rtxn *t, uint64_t dir, const char *name, size_t le
 		*out = d;
 		return 0;
 	}
-	struct rstore *s = t->s;
-	int rc = 0;
-	if (t->write)
-		rc = ob_cmd(&t->ob, "WATCH %bd:%llu", PFX(s), (ull)dir);
-	if (rc == 0)
-		rc = ob_cmd(&t->ob, "HGET %bd:%llu %b", PFX(s), (ull)dir, name, len);
-	redisReply **rv;
-	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
-		return rc;
+	struct rc_dent v;
+	if (!rc_dent_get(t->s->rc, dir, name, len, &v)) {
+		int rc = lookup_remote(t, dir, name, len, &v);
+		if (rc)
+			return rc;
 	}
-	const redisReply *x = rv[nr - 1];
-	uint64_t ino = 0, cookie = 0;
-	uint32_t type = 0;
-	int present = 0;
-	if (x->type == REDIS_REPLY_STRING) {
-		rc = parse_dval(x->str, x->len, &ino, &type, &cookie);
-		present = 1;
-	} else if (x->type != REDIS_REPLY_NIL) {
-		rc = map_err(NULL, 0, x);
-	}
-	replies_free(rv, nr);
-	if (rc)
-		return rc;
 	if (grow((void **)&t->de, &t->capde, t->nde + 1, sizeof(*t->de)))
 		return -ENOMEM;
 	d = &t->de[t->nde++];
@@ -1662,10 +1855,10 @@ static int dent_lookup(struct rtxn *t, uint64_t dir, const char *name, size_t le
 	d->dir = dir;
 	d->len = (uint16_t)len;
 	memcpy(d->name, name, len);
-	d->present = d->orig = (uint8_t)present;
-	d->ino = d->oino = ino;
-	d->type = d->otype = type;
-	d->cookie = d->ocookie = cookie;
+	d->present = d->orig = (uint8_t)v.present;
+	d->ino = d->oino = v.ino;
+	d->type = d->otype = v.type;
+	d->cookie = d->ocookie = v.eid;
 	*out = d;
 	return 0;
 }
@@ -1689,9 +1882,7 @@ static int r_dent_get(struct cvfs_store *st, uint64_t dir, const char *name, siz
 static int r_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, size_t len,
 		      uint64_t ino, uint32_t type)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENAMETOOLONG;
 	struct ient *p = ient_find(t, dir);
@@ -1725,9 +1916,7 @@ static int r_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 
 static int r_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, size_t len)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENOENT;
 	struct dent *d;
@@ -1741,33 +1930,47 @@ static int r_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	return 0;
 }
 
+/* 1 if dir has no entries, 0 if it has (as this transaction sees it).  In
+ * a write transaction the server's count is taken from the cache when the
+ * directory is known whole, else assumed (no entries but ours), and the
+ * commit script checks it; a directory whose check failed is counted on
+ * the server, under WATCH, when the operation runs again. */
 static int dir_empty_impl(struct rtxn *t, uint64_t dir)
 {
 	struct rstore *s = t->s;
-	int rc = 0;
-	if (t->write)
-		rc = ob_cmd(&t->ob, "WATCH %bd:%llu", PFX(s), (ull)dir);
-	if (rc == 0)
-		rc = ob_cmd(&t->ob, "HLEN %bd:%llu", PFX(s), (ull)dir);
-	redisReply **rv;
-	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
-		return rc;
-	}
-	long long n = 0;
-	if (rv[nr - 1]->type == REDIS_REPLY_INTEGER)
-		n = rv[nr - 1]->integer;
-	else
-		rc = map_err(NULL, 0, rv[nr - 1]);
-	replies_free(rv, nr);
-	if (rc)
-		return rc;
+	long long delta = 0; /* our own changes */
 	for (size_t i = 0; i < t->nde; i++)
 		if (t->de[i].dir == dir)
-			n += (long long)t->de[i].present - (long long)t->de[i].orig;
+			delta += (long long)t->de[i].present - (long long)t->de[i].orig;
+	long long n = -1;
+	if (t->write && t->noopt_dir != dir) {
+		long known = rc_dir_count(s->rc, dir);
+		long long server = known >= 0 ? known : -delta;
+		if (server >= 0) {
+			if (grow((void **)&t->hc, &t->caphc, t->nhc + 1, sizeof(*t->hc)))
+				return -ENOMEM;
+			t->hc[t->nhc].dir = dir;
+			t->hc[t->nhc].cnt = (long)server;
+			t->nhc++;
+			n = server;
+		}
+	}
+	if (n < 0) {
+		char key[32];
+		snprintf(key, sizeof(key), "d:%llu", (ull)dir);
+		redisReply *r;
+		int rc = read_watched(t, key, &r, "HLEN %bd:%llu", PFX(s), (ull)dir);
+		if (rc)
+			return rc;
+		if (r->type == REDIS_REPLY_INTEGER)
+			n = r->integer;
+		else
+			rc = map_err(NULL, 0, r);
+		freeReplyObject(r);
+		if (rc)
+			return rc;
+	}
+	n += delta;
 	if (n == 0)
 		t->empty_dir = dir;
 	return n == 0;
@@ -1823,19 +2026,18 @@ static int r_dir_list(struct cvfs_store *st, uint64_t dir, uint64_t cookie, cvfs
 		int rc = 0;
 		if (ask)
 			rc = ob_cmd(&t->ob, "HGET %bi:%llu mode", PFX(s), (ull)dir);
-		if (rc == 0 && t->write)
+		if (rc == 0 && t->write) {
 			rc = ob_cmd(&t->ob, "WATCH %bl:%llu", PFX(s), (ull)dir);
+			t->watched = 1;
+		}
 		if (rc == 0)
 			rc = ob_cmd(&t->ob, "ZRANGEBYSCORE %bl:%llu (%llu +inf WITHSCORES LIMIT 0 %d",
 				    PFX(s), (ull)dir, (ull)pos, batch);
 		redisReply **rv;
 		int nr;
-		if (rc == 0)
-			rc = roundtrip(t, &rv, &nr);
-		if (rc) {
-			ob_reset(&t->ob);
+		rc = send_cmds(t, rc, &rv, &nr);
+		if (rc)
 			return rc;
-		}
 		const redisReply *x = rv[nr - 1];
 		if (ask) {
 			const redisReply *m = rv[0];
@@ -1939,20 +2141,35 @@ static int xent_lookup(struct rtxn *t, uint64_t ino, const char *name, struct xe
 		return 0;
 	}
 	struct rstore *s = t->s;
-	int rc = 0;
-	if (t->write)
-		rc = ob_cmd(&t->ob, "WATCH %bx:%llu", PFX(s), (ull)ino);
-	if (rc == 0)
-		rc = ob_cmd(&t->ob, "HGET %bx:%llu %s", PFX(s), (ull)ino, name);
-	redisReply **rv;
-	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
-		return rc;
+	char key[32];
+	snprintf(key, sizeof(key), "x:%llu", (ull)ino);
+	redisReply *all = NULL, *r;
+	int rc;
+	if (t->write) {
+		rc = read_watched(t, key, &r, "HGET %bx:%llu %s", PFX(s), (ull)ino, name);
+	} else {
+		/* all of them: a file with none (most) is then known to have
+		 * none, and the kernel's getxattr at every write costs nothing */
+		struct rc_tok tok;
+		rc_inode_snap(s->rc, ino, &tok);
+		rc = read_watched(t, key, &all, "HGETALL %bx:%llu", PFX(s), (ull)ino);
+		if (rc)
+			return rc;
+		static const redisReply nil = {.type = REDIS_REPLY_NIL};
+		r = (redisReply *)&nil;
+		if (all->type == REDIS_REPLY_ARRAY) {
+			for (size_t i = 0; i + 1 < all->elements; i += 2)
+				if (all->element[i]->type == REDIS_REPLY_STRING &&
+				    strcmp(all->element[i]->str, name) == 0)
+					r = all->element[i + 1];
+			if (all->elements == 0)
+				rc_inode_set_noxattr(s->rc, &tok, ino);
+		} else {
+			r = all;
+		}
 	}
-	const redisReply *r = rv[nr - 1];
+	if (rc)
+		return rc;
 	if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)
 		rc = map_err(NULL, 0, r);
 	if (rc == 0 && grow((void **)&t->xe, &t->capxe, t->nxe + 1, sizeof(*t->xe)))
@@ -1976,7 +2193,7 @@ static int xent_lookup(struct rtxn *t, uint64_t ino, const char *name, struct xe
 			x->present = x->orig = 1;
 		}
 	}
-	replies_free(rv, nr);
+	freeReplyObject(all ? all : r);
 	if (rc)
 		return rc;
 	t->nxe++;
@@ -1987,6 +2204,8 @@ static int xent_lookup(struct rtxn *t, uint64_t ino, const char *name, struct xe
 static ssize_t r_getx(struct cvfs_store *st, uint64_t ino, const char *name, void *val, size_t size)
 {
 	TXN_OR_FAIL(t, st);
+	if (!t->write && rc_inode_noxattr(t->s->rc, ino))
+		return -ENODATA;
 	struct xent *x;
 	int rc = xent_lookup(t, ino, name, &x);
 	if (rc)
@@ -2004,15 +2223,11 @@ static ssize_t r_getx(struct cvfs_store *st, uint64_t ino, const char *name, voi
 static int r_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val,
 		  size_t size, int flags)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct ient *e;
-	int rc = ient_get(t, ino, &e);
+	int rc = ient_live(t, ino, &e);
 	if (rc)
 		return rc;
-	if (!e->present)
-		return -ENOENT;
 	struct xent *x;
 	rc = xent_lookup(t, ino, name, &x);
 	if (rc)
@@ -2038,23 +2253,15 @@ static ssize_t r_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t s
 {
 	TXN_OR_FAIL(t, st);
 	struct rstore *s = t->s;
-	int rc = 0;
-	if (t->write)
-		rc = ob_cmd(&t->ob, "WATCH %bx:%llu", PFX(s), (ull)ino);
-	if (rc == 0)
-		rc = ob_cmd(&t->ob, "HKEYS %bx:%llu", PFX(s), (ull)ino);
-	redisReply **rv;
-	int nr;
-	if (rc == 0)
-		rc = roundtrip(t, &rv, &nr);
-	if (rc) {
-		ob_reset(&t->ob);
+	char key[32];
+	snprintf(key, sizeof(key), "x:%llu", (ull)ino);
+	redisReply *r;
+	int rc = read_watched(t, key, &r, "HKEYS %bx:%llu", PFX(s), (ull)ino);
+	if (rc)
 		return rc;
-	}
-	const redisReply *r = rv[nr - 1];
 	if (r->type != REDIS_REPLY_ARRAY) {
 		rc = map_err(NULL, 0, r);
-		replies_free(rv, nr);
+		freeReplyObject(r);
 		return rc;
 	}
 	size_t need = 0;
@@ -2065,7 +2272,7 @@ static ssize_t r_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t s
 			if (size == 0)
 				break;
 			if (size < need) {
-				replies_free(rv, nr);
+				freeReplyObject(r);
 				return -ERANGE;
 			}
 		}
@@ -2097,15 +2304,13 @@ static ssize_t r_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t s
 			}
 		}
 	}
-	replies_free(rv, nr);
+	freeReplyObject(r);
 	return (ssize_t)need;
 }
 
 static int r_removex(struct cvfs_store *st, uint64_t ino, const char *name)
 {
-	TXN_OR_FAIL(t, st);
-	if (!t->write || t->s->readonly)
-		return -EROFS;
+	WTXN_OR_FAIL(t, st);
 	struct xent *x;
 	int rc = xent_lookup(t, ino, name, &x);
 	if (rc)
@@ -2117,7 +2322,49 @@ static int r_removex(struct cvfs_store *st, uint64_t ino, const char *name)
 	return 0;
 }
 
-/* ---- commit ---- */
+/* ---- commit ----
+ *
+ * A write transaction's reads were taken on trust (from the cache, or from
+ * the server without WATCH): the commit is one script call that checks them
+ * and applies the writes, atomically, in one round trip.  Reads that are not
+ * single records (listings, data, xattrs) were WATCHed instead; then the
+ * script call goes inside MULTI/EXEC, still one round trip. */
+
+/* KEYS: none (a transaction's keys are named in ARGV).  ARGV: the number of
+ * checks, then each check as 4 values (kind, key, field, wanted), then the
+ * commands, each as its number of words and the words.  Checks: i: the inode
+ * record at key, as "mode nlink ... flags" ("" for none); d: field of the
+ * hash key ("" for none); h: the number of fields of key.  Returns {1}, or
+ * {0, N} when check N failed (then nothing was changed). */
+static const char apply_script[] =
+	"local F = {'mode', 'nlink', 'uid', 'gid', 'size', 'parent', 'rdev', 'gen',\n"
+	"  'atime', 'mtime', 'ctime', 'btime', 'flags'}\n"
+	"local n, a = tonumber(ARGV[1]), 2\n"
+	"for i = 1, n do\n"
+	"  local kind, key, want = ARGV[a], ARGV[a + 1], ARGV[a + 3]\n"
+	"  local have\n"
+	"  if kind == 'i' then\n"
+	"    local r = redis.call('HMGET', key, unpack(F))\n"
+	"    if r[1] then\n"
+	"      for j = 1, #F do r[j] = r[j] or '0' end\n"
+	"      have = table.concat(r, ' ')\n"
+	"    else\n"
+	"      have = ''\n"
+	"    end\n"
+	"  elseif kind == 'd' then\n"
+	"    have = redis.call('HGET', key, ARGV[a + 2]) or ''\n"
+	"  else\n"
+	"    have = tostring(redis.call('HLEN', key))\n"
+	"  end\n"
+	"  if have ~= want then return {0, i} end\n"
+	"  a = a + 4\n"
+	"end\n"
+	"while a <= #ARGV do\n"
+	"  local c = tonumber(ARGV[a])\n"
+	"  redis.call(unpack(ARGV, a + 1, a + c))\n"
+	"  a = a + c + 1\n"
+	"end\n"
+	"return {1}\n";
 
 struct msgbuf {
 	char *p;
@@ -2153,36 +2400,18 @@ static void msg_inode(struct msgbuf *m, uint64_t ino)
 }
 
 /* DEL of keys P c:INO:IDX, in commands of at most 512 keys. */
-static int del_chunks(struct rtxn *t, uint64_t ino, const uint64_t *idxs, size_t n)
+static void del_chunks(struct words *b, struct rstore *s, uint64_t ino, const uint64_t *idxs,
+		       size_t n)
 {
-	struct rstore *s = t->s;
-	int rc = 0;
-	for (size_t at = 0; at < n && rc == 0;) {
+	for (size_t at = 0; at < n;) {
 		size_t k = n - at < 512 ? n - at : 512;
-		const char **argv = malloc((k + 1) * sizeof(*argv));
-		size_t *lens = malloc((k + 1) * sizeof(*lens));
-		char *keys = malloc(k * (s->plen + 48));
-		if (!argv || !lens || !keys) {
-			rc = -ENOMEM;
-		} else {
-			argv[0] = "DEL";
-			lens[0] = 3;
-			for (size_t i = 0; i < k; i++) {
-				char *kp = keys + i * (s->plen + 48);
-				memcpy(kp, s->prefix, s->plen);
-				int l = snprintf(kp + s->plen, 48, "c:%llu:%llu", (ull)ino,
-						 (ull)idxs[at + i]);
-				argv[i + 1] = kp;
-				lens[i + 1] = s->plen + (size_t)l;
-			}
-			rc = ob_argv(&t->ob, (int)k + 1, argv, lens);
-		}
-		free(argv);
-		free(lens);
-		free(keys);
+		size_t c = w_count_begin(b);
+		w_fmt(b, "DEL");
+		for (size_t i = 0; i < k; i++)
+			w_key(b, s, "c:%llu:%llu", (ull)ino, (ull)idxs[at + i]);
+		w_count_end(b, c);
 		at += k;
 	}
-	return rc;
 }
 
 static int inode_reported(struct rtxn *t, uint64_t ino)
@@ -2191,19 +2420,282 @@ static int inode_reported(struct rtxn *t, uint64_t ino)
 	return e && e->dirty;
 }
 
-/* After EXEC: the directory-record cache learns the new records (or forgets
- * them when the outcome is unknown). */
+/* The record as the commit script compares it. */
+static int attr_words(char *out, size_t cap, const struct cvfs_attr *a)
+{
+	return snprintf(out, cap, "%u %u %u %u %llu %llu %llu %llu %lld %lld %lld %lld %u", a->mode,
+			a->nlink, a->uid, a->gid, (ull)a->size, (ull)a->parent, (ull)a->rdev,
+			(ull)a->generation, (long long)a->atime_ns, (long long)a->mtime_ns,
+			(long long)a->ctime_ns, (long long)a->btime_ns, a->flags);
+}
+
+/* "INO TYPE COOKIE", the value of an entry */
+static int dval_fmt(char *out, size_t cap, uint64_t ino, uint32_t type, uint64_t cookie)
+{
+	return snprintf(out, cap, "%llu %u %llu", (ull)ino, (type >> 12) & 017, (ull)cookie);
+}
+
+/* After the commit: the cache learns the new records and entries; when the
+ * outcome is a conflict or unknown, it forgets everything the transaction
+ * read or wrote, so a rerun reads it afresh. */
 static void commit_done(struct rtxn *t, int ok)
 {
+	struct rcache *c = t->s->rc;
+	for (size_t i = 0; i < t->nin; i++) {
+		const struct ient *e = &t->in[i];
+		if (!ok) {
+			if (e->dirty || e->checked)
+				rc_inode_inval(c, e->ino);
+			if (e->dirty && !e->present)
+				rc_dir_inval(c, e->ino);
+			continue;
+		}
+		if (!e->dirty)
+			continue;
+		rc_inode_set(c, e->ino, e->present ? &e->a : NULL);
+		int xdirty = 0;
+		for (size_t j = 0; j < t->nxe && !xdirty; j++)
+			xdirty = t->xe[j].ino == e->ino && t->xe[j].dirty;
+		if (e->present && !e->orig && !xdirty) { /* made here: no xattrs */
+			struct rc_tok tok;
+			rc_inode_snap(c, e->ino, &tok);
+			rc_inode_set_noxattr(c, &tok, e->ino);
+		}
+		if (e->present && !e->orig && S_ISDIR(e->a.mode))
+			rc_dir_new(c, e->ino); /* made here: empty */
+		else if (!e->present && S_ISDIR(e->a.mode))
+			rc_dir_inval(c, e->ino);
+	}
+	for (size_t i = 0; i < t->nde; i++) {
+		const struct dent *d = &t->de[i];
+		if (!ok) {
+			rc_dir_inval(c, d->dir);
+		} else if (d->dirty) {
+			struct rc_dent v = {d->present, d->ino, d->cookie, d->type};
+			rc_dent_set(c, d->dir, d->name, d->len, &v);
+		}
+	}
+	if (!ok)
+		for (size_t i = 0; i < t->nhc; i++)
+			rc_dir_inval(c, t->hc[i].dir);
+}
+
+/* The checks: every record and entry this transaction read, as it read it. */
+static int commit_checks(struct rtxn *t, struct words *b)
+{
+	struct rstore *s = t->s;
+	size_t c = w_count_begin(b);
+	int n = 0;
+	char v[256];
+	for (size_t i = 0; i < t->nin; i++) {
+		const struct ient *e = &t->in[i];
+		if (!e->checked)
+			continue;
+		w_fmt(b, "i");
+		w_key(b, s, "i:%llu", (ull)e->ino);
+		w_fmt(b, "");
+		if (e->orig) {
+			attr_words(v, sizeof(v), &e->oa); /* as read, not as changed */
+			w_fmt(b, "%s", v);
+		} else {
+			w_fmt(b, "");
+		}
+		n++;
+	}
+	for (size_t i = 0; i < t->nde; i++) {
+		const struct dent *d = &t->de[i];
+		w_fmt(b, "d");
+		w_key(b, s, "d:%llu", (ull)d->dir);
+		w_ext(b, d->name, d->len);
+		if (d->orig) {
+			dval_fmt(v, sizeof(v), d->oino, d->otype, d->ocookie);
+			w_fmt(b, "%s", v);
+		} else {
+			w_fmt(b, "");
+		}
+		n++;
+	}
+	for (size_t i = 0; i < t->nhc; i++) {
+		w_fmt(b, "h");
+		w_key(b, s, "d:%llu", (ull)t->hc[i].dir);
+		w_fmt(b, "");
+		w_fmt(b, "%ld", t->hc[i].cnt);
+		n++;
+	}
+	/* the count is of checks, not of words */
+	if (!b->err) {
+		char tmp[24];
+		int l = snprintf(tmp, sizeof(tmp), "%d", n);
+		memcpy(b->buf + b->w[c].off, tmp, (size_t)l);
+		b->w[c].len = (size_t)l;
+	}
+	return n;
+}
+
+/* The writes, and the PUBLISH that tells the other clients. */
+static void commit_writes(struct rtxn *t, struct words *b)
+{
+	struct rstore *s = t->s;
+	struct msgbuf m = {0};
+	char hdr[40];
+	int hl = snprintf(hdr, sizeof(hdr), "%llu\n", s->client_id);
+	msg_add(&m, hdr, (size_t)hl);
+	size_t c;
+	/* 1. data */
+	for (size_t i = 0; i < t->ndop; i++) {
+		const struct dop *d = &t->dops[i];
+		/* the chunk, then its index in k:INO */
+		if (d->kind == DOP_CUT) {
+			del_chunks(b, s, d->ino, d->idxs, d->nidx);
+		} else {
+			c = w_count_begin(b);
+			w_fmt(b, d->kind == DOP_SET ? "SET" : d->kind == DOP_DEL ? "DEL" : "SETRANGE");
+			w_key(b, s, "c:%llu:%llu", (ull)d->ino, (ull)d->idx);
+			if (d->kind == DOP_SETRANGE)
+				w_fmt(b, "%u", d->off);
+			if (d->kind != DOP_DEL)
+				w_ext(b, d->buf, d->len);
+			w_count_end(b, c);
+		}
+		c = w_count_begin(b);
+		w_fmt(b, d->kind == DOP_CUT	? "ZREMRANGEBYSCORE"
+			 : d->kind == DOP_DEL ? "ZREM"
+					      : "ZADD");
+		w_key(b, s, "k:%llu", (ull)d->ino);
+		if (d->kind == DOP_SETRANGE || d->kind == DOP_SET)
+			w_fmt(b, "%llu", (ull)d->idx); /* the score */
+		w_fmt(b, "%llu", (ull)d->idx);
+		if (d->kind == DOP_CUT)
+			w_fmt(b, "+inf");
+		w_count_end(b, c);
+		int seen = 0; /* tell about each inode once */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = t->dops[j].ino == d->ino;
+		if (!seen && !inode_reported(t, d->ino))
+			msg_inode(&m, d->ino);
+	}
+	/* 2. xattrs */
+	for (size_t i = 0; i < t->nxe; i++) {
+		const struct xent *x = &t->xe[i];
+		if (!x->dirty || (!x->present && !x->orig))
+			continue;
+		c = w_count_begin(b);
+		w_fmt(b, x->present ? "HSET" : "HDEL");
+		w_key(b, s, "x:%llu", (ull)x->ino);
+		w_ext(b, x->name, strlen(x->name));
+		if (x->present)
+			w_ext(b, x->val, x->vlen);
+		w_count_end(b, c);
+		if (!inode_reported(t, x->ino))
+			msg_inode(&m, x->ino);
+	}
+	/* 3. deleted inodes */
+	for (size_t i = 0; i < t->ndel; i++) {
+		const struct idel *d = &t->dels[i];
+		static const char *const kinds[] = {"i", "x", "d", "l", "k"};
+		c = w_count_begin(b);
+		w_fmt(b, "DEL");
+		for (size_t j = 0; j < 5; j++)
+			w_key(b, s, "%s:%llu", kinds[j], (ull)d->ino);
+		w_count_end(b, c);
+		del_chunks(b, s, d->ino, d->idxs, d->nidx);
+	}
+	/* 4. inode records */
+	long long nfiles = 0;
 	for (size_t i = 0; i < t->nin; i++) {
 		const struct ient *e = &t->in[i];
 		if (!e->dirty)
 			continue;
-		if (ok && e->present)
-			dc_set(t->s, &e->a);
-		else
-			dc_inval(t->s, e->ino);
+		const struct cvfs_attr *a = &e->a;
+		if (e->present) {
+			c = w_count_begin(b);
+			w_fmt(b, "HSET");
+			w_key(b, s, "i:%llu", (ull)a->ino);
+			w_fmt(b, "mode"), w_fmt(b, "%u", a->mode);
+			w_fmt(b, "nlink"), w_fmt(b, "%u", a->nlink);
+			w_fmt(b, "uid"), w_fmt(b, "%u", a->uid);
+			w_fmt(b, "gid"), w_fmt(b, "%u", a->gid);
+			w_fmt(b, "size"), w_fmt(b, "%llu", (ull)a->size);
+			w_fmt(b, "parent"), w_fmt(b, "%llu", (ull)a->parent);
+			w_fmt(b, "rdev"), w_fmt(b, "%llu", (ull)a->rdev);
+			w_fmt(b, "gen"), w_fmt(b, "%llu", (ull)a->generation);
+			w_fmt(b, "atime"), w_fmt(b, "%lld", (long long)a->atime_ns);
+			w_fmt(b, "mtime"), w_fmt(b, "%lld", (long long)a->mtime_ns);
+			w_fmt(b, "ctime"), w_fmt(b, "%lld", (long long)a->ctime_ns);
+			w_fmt(b, "btime"), w_fmt(b, "%lld", (long long)a->btime_ns);
+			w_fmt(b, "flags"), w_fmt(b, "%u", a->flags);
+			w_count_end(b, c);
+		}
+		nfiles += (long long)e->present - (long long)e->orig;
+		msg_inode(&m, e->ino);
 	}
+	/* 5. directory entries */
+	for (size_t i = 0; i < t->nde; i++) {
+		const struct dent *d = &t->de[i];
+		if (!d->dirty)
+			continue;
+		char om[64 + CVFS_NAME_MAX], nm[64 + CVFS_NAME_MAX], val[80];
+		size_t oml = 0, nml = 0;
+		if (d->orig)
+			oml = member_fmt(om, d->oino, d->otype, d->name, d->len);
+		if (d->present)
+			nml = member_fmt(nm, d->ino, d->type, d->name, d->len);
+		int changed = !d->orig || !d->present || oml != nml || memcmp(om, nm, oml) ||
+			      d->cookie != d->ocookie;
+		if (d->orig && changed) {
+			c = w_count_begin(b);
+			w_fmt(b, "ZREM");
+			w_key(b, s, "l:%llu", (ull)d->dir);
+			w_str(b, om, oml);
+			w_count_end(b, c);
+		}
+		if (d->present) {
+			int vl = dval_fmt(val, sizeof(val), d->ino, d->type, d->cookie);
+			c = w_count_begin(b);
+			w_fmt(b, "HSET");
+			w_key(b, s, "d:%llu", (ull)d->dir);
+			w_ext(b, d->name, d->len);
+			w_str(b, val, (size_t)vl);
+			w_count_end(b, c);
+			if (changed) {
+				c = w_count_begin(b);
+				w_fmt(b, "ZADD");
+				w_key(b, s, "l:%llu", (ull)d->dir);
+				w_fmt(b, "%llu", (ull)d->cookie);
+				w_str(b, nm, nml);
+				w_count_end(b, c);
+			}
+		} else if (d->orig) {
+			c = w_count_begin(b);
+			w_fmt(b, "HDEL");
+			w_key(b, s, "d:%llu", (ull)d->dir);
+			w_ext(b, d->name, d->len);
+			w_count_end(b, c);
+		}
+		char mb[64];
+		int n = snprintf(mb, sizeof(mb), "E %llu %llu %u\n", (ull)d->dir,
+				 (ull)(d->orig ? d->oino : 0), (unsigned)d->len);
+		msg_add(&m, mb, (size_t)n);
+		msg_add(&m, d->name, d->len);
+		msg_add(&m, "\n", 1);
+	}
+	if (nfiles) {
+		c = w_count_begin(b);
+		w_fmt(b, "INCRBY");
+		w_key(b, s, "nfiles");
+		w_fmt(b, "%lld", nfiles);
+		w_count_end(b, c);
+	}
+	if (m.err) {
+		b->err = 1;
+	} else {
+		c = w_count_begin(b);
+		w_fmt(b, "PUBLISH");
+		w_key(b, s, "chg");
+		w_str(b, m.p, m.n);
+		w_count_end(b, c);
+	}
+	free(m.p);
 }
 
 static int commit(struct rtxn *t)
@@ -2218,152 +2710,34 @@ static int commit(struct rtxn *t)
 	for (size_t i = 0; i < t->nxe && !dirty; i++)
 		dirty = t->xe[i].dirty;
 	if (!dirty) {
-		if (t->sent_ok)
+		if (t->watched)
 			t->k->need_unwatch = 1;
 		return 0;
 	}
 	if (s->readonly)
 		return -EROFS; /* (the methods refuse already) */
-	if (t->nval && !t->stale) { /* cached records not yet checked: check them now */
-		redisReply **rv;
-		int nr;
-		int rc = roundtrip(t, &rv, &nr);
-		if (rc)
-			return rc;
-		replies_free(rv, nr);
+	struct words b = {0};
+	int nchk = commit_checks(t, &b);
+	size_t nin_chk = 0;
+	for (size_t i = 0; i < t->nin; i++)
+		nin_chk += t->in[i].checked;
+	commit_writes(t, &b);
+	int rc = b.err ? -ENOMEM : 0;
+	if (rc == 0 && t->watched)
+		rc = ob_cmd(ob, "MULTI");
+	int pre = 0;
+	if (rc == 0) {
+		pre = script_append(t, SC_APPLY, 0, &b);
+		if (pre < 0)
+			rc = pre;
 	}
-	if (t->stale) {
-		t->k->need_unwatch = 1;
-		return -EAGAIN;
-	}
-	struct msgbuf m = {0};
-	char hdr[40];
-	int hl = snprintf(hdr, sizeof(hdr), "%llu\n", s->client_id);
-	msg_add(&m, hdr, (size_t)hl);
-	int rc = ob_cmd(ob, "MULTI");
-	int first = ob->ncmd; /* replies from here on are QUEUED */
-	/* 1. data */
-	for (size_t i = 0; i < t->ndop && rc == 0; i++) {
-		const struct dop *d = &t->dops[i];
-		switch (d->kind) {
-		case DOP_SETRANGE:
-			rc = ob_cmd(ob, "SETRANGE %bc:%llu:%llu %u %b", PFX(s), (ull)d->ino,
-				    (ull)d->idx, d->off, d->buf, d->len);
-			if (rc == 0)
-				rc = ob_cmd(ob, "ZADD %bk:%llu %llu %llu", PFX(s), (ull)d->ino,
-					    (ull)d->idx, (ull)d->idx);
-			break;
-		case DOP_SET:
-			rc = ob_cmd(ob, "SET %bc:%llu:%llu %b", PFX(s), (ull)d->ino, (ull)d->idx,
-				    d->buf, d->len);
-			if (rc == 0)
-				rc = ob_cmd(ob, "ZADD %bk:%llu %llu %llu", PFX(s), (ull)d->ino,
-					    (ull)d->idx, (ull)d->idx);
-			break;
-		case DOP_DEL:
-			rc = ob_cmd(ob, "DEL %bc:%llu:%llu", PFX(s), (ull)d->ino, (ull)d->idx);
-			if (rc == 0)
-				rc = ob_cmd(ob, "ZREM %bk:%llu %llu", PFX(s), (ull)d->ino,
-					    (ull)d->idx);
-			break;
-		case DOP_CUT:
-			rc = del_chunks(t, d->ino, d->idxs, d->nidx);
-			if (rc == 0)
-				rc = ob_cmd(ob, "ZREMRANGEBYSCORE %bk:%llu %llu +inf", PFX(s),
-					    (ull)d->ino, (ull)d->idx);
-			break;
-		}
-		int seen = 0; /* tell about each inode once */
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = t->dops[j].ino == d->ino;
-		if (!seen && !inode_reported(t, d->ino))
-			msg_inode(&m, d->ino);
-	}
-	/* 2. xattrs */
-	for (size_t i = 0; i < t->nxe && rc == 0; i++) {
-		const struct xent *x = &t->xe[i];
-		if (!x->dirty)
-			continue;
-		if (x->present)
-			rc = ob_cmd(ob, "HSET %bx:%llu %s %b", PFX(s), (ull)x->ino, x->name, x->val,
-				    x->vlen);
-		else if (x->orig)
-			rc = ob_cmd(ob, "HDEL %bx:%llu %s", PFX(s), (ull)x->ino, x->name);
-		if (!inode_reported(t, x->ino))
-			msg_inode(&m, x->ino);
-	}
-	/* 3. deleted inodes */
-	for (size_t i = 0; i < t->ndel && rc == 0; i++) {
-		const struct idel *d = &t->dels[i];
-		rc = ob_cmd(ob, "DEL %bi:%llu %bx:%llu %bd:%llu %bl:%llu %bk:%llu", PFX(s),
-			    (ull)d->ino, PFX(s), (ull)d->ino, PFX(s), (ull)d->ino, PFX(s),
-			    (ull)d->ino, PFX(s), (ull)d->ino);
-		if (rc == 0)
-			rc = del_chunks(t, d->ino, d->idxs, d->nidx);
-	}
-	/* 4. inode records */
-	long long nfiles = 0;
-	for (size_t i = 0; i < t->nin && rc == 0; i++) {
-		const struct ient *e = &t->in[i];
-		if (!e->dirty)
-			continue;
-		const struct cvfs_attr *a = &e->a;
-		if (e->present)
-			rc = ob_cmd(ob,
-				    "HSET %bi:%llu mode %u nlink %u uid %u gid %u size %llu "
-				    "parent %llu rdev %llu gen %llu atime %lld mtime %lld "
-				    "ctime %lld btime %lld flags %u",
-				    PFX(s), (ull)a->ino, a->mode, a->nlink, a->uid, a->gid,
-				    (ull)a->size, (ull)a->parent, (ull)a->rdev, (ull)a->generation,
-				    (long long)a->atime_ns, (long long)a->mtime_ns,
-				    (long long)a->ctime_ns, (long long)a->btime_ns, a->flags);
-		nfiles += (long long)e->present - (long long)e->orig;
-		msg_inode(&m, e->ino);
-	}
-	/* 5. directory entries */
-	for (size_t i = 0; i < t->nde && rc == 0; i++) {
-		const struct dent *d = &t->de[i];
-		if (!d->dirty)
-			continue;
-		char om[64 + CVFS_NAME_MAX], nm[64 + CVFS_NAME_MAX], val[80];
-		size_t oml = 0, nml = 0;
-		if (d->orig)
-			oml = member_fmt(om, d->oino, d->otype, d->name, d->len);
-		if (d->present)
-			nml = member_fmt(nm, d->ino, d->type, d->name, d->len);
-		int changed = !d->orig || !d->present || oml != nml || memcmp(om, nm, oml) ||
-			      d->cookie != d->ocookie;
-		if (d->orig && changed)
-			rc = ob_cmd(ob, "ZREM %bl:%llu %b", PFX(s), (ull)d->dir, om, oml);
-		if (rc == 0 && d->present) {
-			int vl = snprintf(val, sizeof(val), "%llu %u %llu", (ull)d->ino,
-					  (d->type >> 12) & 017, (ull)d->cookie);
-			rc = ob_cmd(ob, "HSET %bd:%llu %b %b", PFX(s), (ull)d->dir, d->name,
-				    (size_t)d->len, val, (size_t)vl);
-			if (rc == 0 && changed)
-				rc = ob_cmd(ob, "ZADD %bl:%llu %llu %b", PFX(s), (ull)d->dir,
-					    (ull)d->cookie, nm, nml);
-		} else if (rc == 0 && d->orig) {
-			rc = ob_cmd(ob, "HDEL %bd:%llu %b", PFX(s), (ull)d->dir, d->name,
-				    (size_t)d->len);
-		}
-		char b[64];
-		int n = snprintf(b, sizeof(b), "E %llu %llu %u\n", (ull)d->dir,
-				 (ull)(d->orig ? d->oino : 0), (unsigned)d->len);
-		msg_add(&m, b, (size_t)n);
-		msg_add(&m, d->name, d->len);
-		msg_add(&m, "\n", 1);
-	}
-	if (rc == 0 && nfiles)
-		rc = ob_cmd(ob, "INCRBY %bnfiles %lld", PFX(s), nfiles);
-	if (rc == 0 && !m.err)
-		rc = ob_cmd(ob, "PUBLISH %bchg %b", PFX(s), m.p, m.n);
-	free(m.p);
-	if (rc == 0)
+	w_free(&b);
+	if (rc == 0 && t->watched)
 		rc = ob_cmd(ob, "EXEC");
 	if (rc) {
 		ob_reset(ob);
-		t->k->need_unwatch = 1;
+		if (t->watched)
+			t->k->need_unwatch = 1;
 		return rc;
 	}
 	redisReply **rv;
@@ -2372,7 +2746,8 @@ static int commit(struct rtxn *t)
 	rc = -pthread_rwlock_timedwrlock(&s->iso, &dl);
 	if (rc) {
 		ob_reset(ob);
-		t->k->need_unwatch = 1;
+		if (t->watched)
+			t->k->need_unwatch = 1;
 		return rc;
 	}
 	rc = roundtrip(t, &rv, &nr);
@@ -2381,27 +2756,49 @@ static int commit(struct rtxn *t)
 		commit_done(t, 0);
 		return rc;
 	}
-	const redisReply *ex = rv[nr - 1];
-	if (ex->type == REDIS_REPLY_NIL) {
-		rc = -EAGAIN; /* a watched key changed */
-	} else if (ex->type == REDIS_REPLY_ERROR) {
-		rc = map_err(NULL, 0, ex);
-		for (int i = first; i < nr - 1; i++) { /* the command that failed to queue */
-			if (rv[i]->type == REDIS_REPLY_ERROR) {
-				rc = map_err(NULL, 0, rv[i]);
-				break;
+	if (pre)
+		script_learn(s, SC_APPLY, rv[0]);
+	const redisReply *r = rv[nr - 1];
+	if (t->watched) { /* MULTI's answer to the script is inside EXEC's */
+		if (r->type == REDIS_REPLY_NIL) {
+			r = NULL;
+			rc = -EAGAIN; /* a watched key changed */
+		} else if (r->type == REDIS_REPLY_ERROR) {
+			rc = map_err(NULL, 0, r); /* (the script call failed to queue) */
+			for (int i = pre; i < nr - 1; i++)
+				if (rv[i]->type == REDIS_REPLY_ERROR)
+					rc = map_err(NULL, 0, rv[i]);
+			r = NULL;
+		} else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+			r = r->element[0];
+		} else {
+			r = NULL;
+			rc = -EIO;
+		}
+	}
+	if (r && script_lost(s, SC_APPLY, r)) {
+		rc = -EAGAIN; /* nothing ran: again, loading the script */
+	} else if (r && r->type == REDIS_REPLY_ERROR) {
+		/* a command inside the script failed (corrupted keys): what came
+		 * before it in the script is applied */
+		rc = map_err(NULL, 0, r);
+		fprintf(stderr, "chuk-vfs redis: a command failed inside the commit script: %s\n",
+			r->str);
+	} else if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+		   r->element[0]->type == REDIS_REPLY_INTEGER) {
+		if (r->element[0]->integer == 0) {
+			rc = -EAGAIN; /* something read changed */
+			long long which = r->elements > 1 && r->element[1]->type ==
+							     REDIS_REPLY_INTEGER
+						  ? r->element[1]->integer
+						  : 0;
+			long long h0 = (long long)(nin_chk + t->nde);
+			if (which > h0 && which <= nchk) {
+				t->noopt_dir = t->hc[which - h0 - 1].dir;
+				t->noopt_keep = 1;
 			}
 		}
-	} else if (ex->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i < ex->elements; i++) {
-			if (ex->element[i]->type == REDIS_REPLY_ERROR) {
-				rc = map_err(NULL, 0, ex->element[i]);
-				fprintf(stderr, "chuk-vfs redis: a command failed inside EXEC: %s\n",
-					ex->element[i]->str);
-				break;
-			}
-		}
-	} else {
+	} else if (r) {
 		rc = -EIO;
 	}
 	replies_free(rv, nr);
@@ -2509,12 +2906,13 @@ static void feed_parse(struct rstore *s, const char *p, size_t n)
 		ull a, b;
 		unsigned len;
 		if (line[0] == 'I' && sscanf(line, "I %llu", &a) == 1) {
-			dc_inval(s, a);
+			rc_inode_inval(s->rc, a);
 			if (s->cb)
 				s->cb(s->cbarg, CVFS_CHANGE_INODE, a, 0, NULL, 0);
 		} else if (line[0] == 'E' && sscanf(line, "E %llu %llu %u", &a, &b, &len) == 3) {
 			if (len == 0 || len > CVFS_NAME_MAX || (size_t)(end - p) < (size_t)len + 1)
 				return;
+			rc_dent_inval(s->rc, a, p, len);
 			if (s->cb)
 				s->cb(s->cbarg, CVFS_CHANGE_ENTRY, b, a, p, len);
 			p += len + 1;
@@ -2554,7 +2952,7 @@ static void *feed_thread(void *arg)
 			continue;
 		}
 		freeReplyObject(r);
-		dc_live(s, 1);
+		rc_live(s->rc, 1);
 		atomic_store(&s->feed_up, 1);
 		backoff = 200;
 		int64_t last_rx = mono_ms(), ping_sent = 0;
@@ -2600,7 +2998,7 @@ static void *feed_thread(void *arg)
 			}
 		}
 		atomic_store(&s->feed_up, 0);
-		dc_live(s, 0);
+		rc_live(s->rc, 0);
 		pthread_mutex_lock(&s->lk_lock);
 		pthread_cond_broadcast(&s->lk_cv); /* lock syncs stop waiting for us */
 		pthread_mutex_unlock(&s->lk_lock);
@@ -2746,16 +3144,28 @@ static const char lk_drop_script[] =
 	"redis.call('DEL', KEYS[1])\n"
 	"return 1\n";
 
-static const char *const lk_scripts[2] = {lk_script, lk_drop_script};
+static const char *script_body(int which)
+{
+	switch (which) {
+	case SC_LOCK:
+		return lk_script;
+	case SC_LKDROP:
+		return lk_drop_script;
+	case SC_APPLY:
+		return apply_script;
+	default:
+		return lookup_script;
+	}
+}
 
 static uint64_t lk_clamp(uint64_t x)
 {
 	return x >= LK_INF ? LK_INF : x;
 }
 
-/* Runs script `which` with its arguments (keys first; nkeys of them) on a pool
- * connection: EVALSHA, and SCRIPT LOAD first when the server does not know
- * it (first use, or it restarted).  *out: the reply (free it). */
+/* Runs script `which` with its arguments (keys first; nkeys of them) in a
+ * read transaction of its own (one round trip; the script is loaded along
+ * at first use, and again after NOSCRIPT).  *out: the reply (free it). */
 static int lk_eval(struct rstore *s, int which, int nkeys, int argc, const char **argv,
 		   const size_t *lens, redisReply **out)
 {
@@ -2764,59 +3174,29 @@ static int lk_eval(struct rstore *s, int which, int nkeys, int argc, const char 
 	if (rc)
 		return rc;
 	struct rtxn *t = cur(&s->base);
-	const char *av[16];
-	size_t al[16];
-	char nk[16];
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	for (int attempt = 0; attempt < 3 && rc == 0 && !*out; attempt++) {
-		char sha[41];
-		pthread_mutex_lock(&s->lk_lock);
-		memcpy(sha, s->lk_sha[which], sizeof(sha));
-		pthread_mutex_unlock(&s->lk_lock);
+	for (int attempt = 0; attempt < 2 && rc == 0 && !*out; attempt++) {
+		struct words b = {0};
+		for (int i = 0; i < argc; i++)
+			w_ext(&b, argv[i], lens[i]);
+		int pre = b.err ? -ENOMEM : script_append(t, which, nkeys, &b);
+		w_free(&b);
 		redisReply **rv = NULL;
 		int n = 0;
-		if (!sha[0]) {
-			rc = ob_cmd(&t->ob, "SCRIPT LOAD %s", lk_scripts[which]);
-			if (rc == 0)
-				rc = roundtrip(t, &rv, &n);
-			if (rc)
-				break;
-			if (rv[0]->type != REDIS_REPLY_STRING || rv[0]->len != 40) {
-				rc = map_err(NULL, 0, rv[0]);
-				replies_free(rv, n);
-				break;
-			}
-			memcpy(sha, rv[0]->str, 40);
-			sha[40] = 0;
-			replies_free(rv, n);
-			pthread_mutex_lock(&s->lk_lock);
-			memcpy(s->lk_sha[which], sha, sizeof(sha));
-			pthread_mutex_unlock(&s->lk_lock);
-		}
-		av[0] = "EVALSHA";
-		al[0] = 7;
-		av[1] = sha;
-		al[1] = 40;
-		av[2] = nk;
-		al[2] = strlen(nk);
-		for (int i = 0; i < argc && i < 13; i++) {
-			av[3 + i] = argv[i];
-			al[3 + i] = lens[i];
-		}
-		rc = ob_argv(&t->ob, 3 + argc, av, al);
-		if (rc == 0)
-			rc = roundtrip(t, &rv, &n);
-		if (rc)
+		rc = pre < 0 ? pre : roundtrip(t, &rv, &n);
+		if (rc) {
+			ob_reset(&t->ob);
 			break;
-		if (rv[0]->type == REDIS_REPLY_ERROR && !strncmp(rv[0]->str, "NOSCRIPT", 8)) {
-			pthread_mutex_lock(&s->lk_lock);
-			s->lk_sha[which][0] = 0;
-			pthread_mutex_unlock(&s->lk_lock);
-		} else if (rv[0]->type == REDIS_REPLY_ERROR) {
-			rc = map_err(NULL, 0, rv[0]);
+		}
+		if (pre)
+			script_learn(s, which, rv[0]);
+		redisReply *r = rv[n - 1];
+		if (script_lost(s, which, r)) {
+			/* again, loading it */
+		} else if (r->type == REDIS_REPLY_ERROR) {
+			rc = map_err(NULL, 0, r);
 		} else {
-			*out = rv[0];
-			rv[0] = NULL;
+			*out = r;
+			rv[n - 1] = NULL;
 		}
 		replies_free(rv, n);
 	}
@@ -3109,8 +3489,7 @@ static void r_free(struct cvfs_store *st)
 	for (int i = 0; i < s->nconns; i++)
 		conn_drop(&s->conns[i]);
 	free(s->conns);
-	free(s->dc);
-	pthread_mutex_destroy(&s->dc_lock);
+	rc_free(s->rc);
 	free(s->prefix);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->pool_cv);
@@ -3527,11 +3906,10 @@ int cvfs_redis_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->brk_lock, NULL);
 	pthread_mutex_init(&s->alloc_lock, NULL);
-	pthread_mutex_init(&s->dc_lock, NULL);
 	pthread_mutex_init(&s->lk_lock, NULL);
 	pthread_cond_init(&s->lk_cv, NULL);
 	if (s->dc_ttl_ms > 0)
-		s->dc = calloc(DC_SLOTS, sizeof(*s->dc)); /* no memory: no cache */
+		s->rc = rc_new(s->dc_ttl_ms, CACHE_MAX); /* no memory: no cache */
 	s->base.ops = &redis_ops;
 	s->base.caps = CVFS_CAP_HARDLINKS | CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_XATTR |
 		       CVFS_CAP_SPECIAL | CVFS_CAP_SPARSE | CVFS_CAP_THREADS;
