@@ -208,6 +208,7 @@ static int parse_o(struct cfg *c, const char *list)
 			if (end == val || *end || t < 0 || t > 1e9)
 				return die("bad cache_timeout '%s' (seconds, 0 or more)", val);
 			c->mo.cache_timeout = t;
+			add_sopt(c, "cache_timeout", val); /* a hint: stores with caches of their own */
 		} else if (KEY("uid") && val) {
 			if (parse_uint(val, 10, &c->mo.uid))
 				return die("bad uid '%s'", val);

@@ -251,6 +251,7 @@ struct rstore {
 
 	struct rcache *rc; /* records and names (backends/redis/cache.h); NULL: none */
 	int dc_ttl_ms;     /* 0: no cache */
+	int read_cache;    /* reads outside write transactions may use it */
 	atomic_int feed_up; /* the feed thread is subscribed */
 
 	/* locks (see "locks" below) */
@@ -1233,7 +1234,7 @@ static int ient_get(struct rtxn *t, uint64_t ino, struct ient **out)
 {
 	struct ient *e = ient_find(t, ino);
 	struct cvfs_attr ca;
-	if (!e && rc_inode_get(t->s->rc, ino, &ca)) {
+	if (!e && (t->write || t->s->read_cache) && rc_inode_get(t->s->rc, ino, &ca)) {
 		e = ient_read(t, ino, &ca);
 		if (!e)
 			return -ENOMEM;
@@ -1843,7 +1844,7 @@ static int dent_lookup(struct rtxn *t, uint64_t dir, const char *name, size_t le
 		return 0;
 	}
 	struct rc_dent v;
-	if (!rc_dent_get(t->s->rc, dir, name, len, &v)) {
+	if (!((t->write || t->s->read_cache) && rc_dent_get(t->s->rc, dir, name, len, &v))) {
 		int rc = lookup_remote(t, dir, name, len, &v);
 		if (rc)
 			return rc;
@@ -2204,7 +2205,7 @@ static int xent_lookup(struct rtxn *t, uint64_t ino, const char *name, struct xe
 static ssize_t r_getx(struct cvfs_store *st, uint64_t ino, const char *name, void *val, size_t size)
 {
 	TXN_OR_FAIL(t, st);
-	if (!t->write && rc_inode_noxattr(t->s->rc, ino))
+	if (!t->write && t->s->read_cache && rc_inode_noxattr(t->s->rc, ino))
 		return -ENODATA;
 	struct xent *x;
 	int rc = xent_lookup(t, ino, name, &x);
@@ -3873,6 +3874,13 @@ int cvfs_redis_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store
 		else
 			s->dc_ttl_ms = (int)(d * 1000);
 	}
+	/* The mount's cache_timeout (a hint chuk-vfs-mount passes): at 0 the
+	 * user wants every stat and lookup to ask the server, so plain reads
+	 * do not use the cache; write transactions still do (their commit
+	 * script checks what they read). */
+	s->read_cache = 1;
+	if (!rc && (v = cvfs_opt_get(opts, nopts, "cache_timeout")) && strtod(v, NULL) <= 0)
+		s->read_cache = 0;
 	s->lease_ms = DEF_LEASE_MS;
 	if (!rc && (v = cvfs_opt_get(opts, nopts, "lock_lease"))) {
 		char *e;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -64,6 +65,11 @@ struct cvfs_mount {
 	int threads; /* request workers */
 	long spin_ns; /* see receive() */
 	atomic_int spinning; /* a worker is polling the device */
+	/* Lock requests wait for the RELEASEs read before them: see rx(). */
+	pthread_mutex_t rx_mu, rel_mu;
+	pthread_cond_t rel_cv;
+	int rel_pending;
+	useconds_t release_delay_us; /* CVFS_TEST_RELEASE_DELAY_MS, for tests */
 	int mounted;
 	int shared; /* the store may change behind our back */
 	int no_open; /* the kernel opens files and directories without asking us */
@@ -499,14 +505,21 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -cvfs_fs_flush(m->fs, h));
 }
 
+static void release_done(struct cvfs_mount *m);
+static void wait_releases(struct cvfs_mount *m);
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cvfs_mount *m = mnt(req);
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
+	if (m->release_delay_us) /* tests: widen the close/RELEASE race */
+		usleep(m->release_delay_us);
 	if (m->locks && cvfs_fs_lock_release(m->fs, h, ino, fi->flock_release, fi->lock_owner))
 		lk_kick(m);
 	cvfs_fs_release(m->fs, h);
 	fuse_reply_err(req, 0);
+	if (m->locks)
+		release_done(m);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -928,6 +941,7 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct cvfs_mount *m = mnt(req);
 	struct cvfs_lock lk;
 	lk_of(req, lock, fi->lock_owner, &lk);
+	wait_releases(m);
 	int rc = cvfs_fs_getlk(m->fs, (struct cvfs_handle *)(uintptr_t)fi->fh, ino, &lk);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -952,6 +966,7 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
 	struct cvfs_lock lk;
 	lk_of(req, lock, fi->lock_owner, &lk);
+	wait_releases(m);
 	int rc = cvfs_fs_setlk(m->fs, h, ino, &lk);
 	if (rc == -EAGAIN && sleep && lk.type != F_UNLCK) {
 		lk_park(req, ino, h, &lk, 0);
@@ -968,6 +983,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 	struct cvfs_handle *h = (struct cvfs_handle *)(uintptr_t)fi->fh;
 	uint32_t pid = (uint32_t)fuse_req_ctx(req)->pid;
 	int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+	wait_releases(m);
 	int rc = cvfs_fs_flock(m->fs, h, ino, fi->lock_owner, kind, pid);
 	if (rc == -EAGAIN && !(op & LOCK_NB) && kind != LOCK_UN) {
 		struct cvfs_lock lk = {.owner = fi->lock_owner, .pid = pid};
@@ -1200,6 +1216,9 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	 * locks, else the kernel keeps them, local to this mount. */
 	struct fuse_lowlevel_ops ops = ll_ops;
 	m->locks = cvfs_fs_has_locks(fs);
+	const char *rd = getenv("CVFS_TEST_RELEASE_DELAY_MS");
+	if (rd && atoi(rd) > 0 && atoi(rd) <= 10000)
+		m->release_delay_us = (useconds_t)atoi(rd) * 1000;
 	if (m->locks) {
 		ops.getlk = op_getlk;
 		ops.setlk = op_setlk;
@@ -1207,6 +1226,13 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	}
 	pthread_mutex_init(&m->lk_mu, NULL);
 	pthread_cond_init(&m->lk_cv, NULL);
+	pthread_mutex_init(&m->rx_mu, NULL);
+	pthread_mutex_init(&m->rel_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->rel_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	char *argv[] = {"chuk-vfs", "-o", opts, o->debug ? "-d" : NULL, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
 	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
@@ -1262,6 +1288,53 @@ struct worker {
  * `-o spin=0` turns it off).  One worker spins at a time; the others sleep in
  * epoll with EPOLLEXCLUSIVE, so a request wakes one of them, not all.
  */
+/*
+ * close(2) returns before the kernel's RELEASE reaches us (it is sent in the
+ * background), and RELEASE is what drops a flock lock.  A process that
+ * closes a locked file and locks it again through another descriptor may
+ * have its lock request served by another worker before the RELEASE:
+ * EAGAIN from a lock that is already gone.  So, when the store keeps locks,
+ * requests are read one at a time (the device is non-blocking: that is a
+ * short critical section) and every RELEASE is counted as it is read; lock
+ * requests wait until the RELEASEs read before them are done (at most 2 s).
+ */
+static int rx(struct cvfs_mount *m, struct fuse_buf *buf)
+{
+	if (!m->locks)
+		return fuse_session_receive_buf(m->se, buf);
+	pthread_mutex_lock(&m->rx_mu);
+	int res = fuse_session_receive_buf(m->se, buf);
+	if (res > 0 && !(buf->flags & FUSE_BUF_IS_FD) &&
+	    (size_t)res >= sizeof(struct fuse_in_header) &&
+	    ((const struct fuse_in_header *)buf->mem)->opcode == FUSE_RELEASE) {
+		pthread_mutex_lock(&m->rel_mu);
+		m->rel_pending++;
+		pthread_mutex_unlock(&m->rel_mu);
+	}
+	pthread_mutex_unlock(&m->rx_mu);
+	return res;
+}
+
+static void release_done(struct cvfs_mount *m)
+{
+	pthread_mutex_lock(&m->rel_mu);
+	if (m->rel_pending > 0 && --m->rel_pending == 0)
+		pthread_cond_broadcast(&m->rel_cv);
+	pthread_mutex_unlock(&m->rel_mu);
+}
+
+static void wait_releases(struct cvfs_mount *m)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&m->rel_mu);
+	while (m->rel_pending > 0)
+		if (pthread_cond_timedwait(&m->rel_cv, &m->rel_mu, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&m->rel_mu);
+}
+
 static int receive(struct worker *w, struct fuse_buf *buf)
 {
 	struct cvfs_mount *m = w->m;
@@ -1274,7 +1347,7 @@ static int receive(struct worker *w, struct fuse_buf *buf)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int res;
 		for (;;) {
-			res = fuse_session_receive_buf(se, buf);
+			res = rx(m, buf);
 			if (res != -EAGAIN)
 				break;
 			clock_gettime(CLOCK_MONOTONIC, &t);
@@ -1288,7 +1361,7 @@ static int receive(struct worker *w, struct fuse_buf *buf)
 		if (res != -EAGAIN)
 			return res;
 	} else {
-		int res = fuse_session_receive_buf(se, buf);
+		int res = rx(m, buf);
 		if (res != -EAGAIN)
 			return res;
 	}
@@ -1466,6 +1539,9 @@ void cvfs_mount_free(struct cvfs_mount *m)
 	fuse_session_destroy(m->se);
 	pthread_mutex_destroy(&m->lk_mu);
 	pthread_cond_destroy(&m->lk_cv);
+	pthread_mutex_destroy(&m->rx_mu);
+	pthread_mutex_destroy(&m->rel_mu);
+	pthread_cond_destroy(&m->rel_cv);
 	free(m->mountpoint);
 	free(m);
 }

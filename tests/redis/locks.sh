@@ -188,22 +188,24 @@ ok "kill -9 of A's daemon: B took the lock after $took ms (the lease)"
 # ---- the battery's lock cases on a store-locked mount ----
 if [ -n "${CVFS_BATTERY:-}" ] && [ -x "$CVFS_BATTERY" ]; then
 	for c in flock fcntl_locks; do
-		if ! "$CVFS_BATTERY" "$B" --only "$c" >"$WORK/battery-$c.log" 2>&1; then
-			# KNOWN ISSUE (issue 5 note): once in CI's ASan pass the flock
-			# case saw EAGAIN right after close() of another descriptor that
-			# held a shared lock.  Cause: FUSE sends RELEASE (which drops a
-			# flock lock) in the background, after close() returned, and
-			# another worker may handle the next lock request first (a 30 ms
-			# delay in the release's unlock makes this case fail every time).
-			# The fix belongs to the mount adapter (docs/redis.md, Locks).
-			# It is reported loudly and run once more; a second failure fails.
-			cat "$WORK/battery-$c.log" >&2
-			echo "KNOWN FLAKE: battery $c on the redis mount failed once; running it again" >&2
-			"$CVFS_BATTERY" "$B" --only "$c" >"$WORK/battery-$c.log" 2>&1 ||
-				{ cat "$WORK/battery-$c.log" >&2; fail "battery $c on the redis mount"; }
-		fi
+		"$CVFS_BATTERY" "$B" --only "$c" >"$WORK/battery-$c.log" 2>&1 ||
+			{ cat "$WORK/battery-$c.log" >&2; fail "battery $c on the redis mount"; }
 	done
 	ok "battery flock and fcntl_locks cases on the redis mount"
+
+	# close() returns before the kernel's RELEASE (which drops a flock lock)
+	# is served; a lock request right after must still see the lock gone.
+	# The daemon delays every RELEASE by 30 ms to make the race certain.
+	R=$WORK/rel
+	mkdir -p "$R"
+	CVFS_TEST_RELEASE_DELAY_MS=30 cvfs_mount "$R" -b redis --redis-url "$REDIS_URL" \
+		--redis-prefix rel: --allow-other
+	for i in 1 2 3; do
+		"$CVFS_BATTERY" "$R" --only flock >"$WORK/battery-rel.log" 2>&1 ||
+			{ cat "$WORK/battery-rel.log" >&2; fail "flock after close with a slow RELEASE (run $i)"; }
+	done
+	cvfs_umount "$R"
+	ok "flock right after close(), RELEASE delayed 30 ms: 3/3"
 fi
 
 # ---- SQLite, rollback journal, two mounts writing at once ----
