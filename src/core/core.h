@@ -47,6 +47,9 @@ struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs);
 int cvfs_fs_readonly(const struct cvfs_fs *fs);
 uint32_t cvfs_fs_umask(const struct cvfs_fs *fs);
 struct cvfs_policy *cvfs_fs_policy(struct cvfs_fs *fs); /* NULL: none */
+/* The mount adapter says whether every open of fs reaches cvfs_fs_open /
+ * cvfs_fs_opendir (it does not when the kernel opens without asking). */
+void cvfs_fs_set_opens_seen(struct cvfs_fs *fs, int all);
 
 /* Called after a change made by the API (not by the kernel), so the mount can
  * invalidate the kernel's caches.  Must not block; see mount adapter. */

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct cvfs_fs {
 	pthread_mutex_t ref_lock;
 	struct cvfs_htab refs; /* struct iref by ino; protected by ref_lock */
 	struct ohandle *open;  /* every handle not yet released; protected by ref_lock */
+	atomic_int opens_seen; /* every open of this fs comes through cvfs_fs_open/opendir */
 
 	pthread_mutex_t notify_lock;
 	struct cvfs_fs_notify notify; /* protected by notify_lock, held while calling it */
@@ -197,11 +199,21 @@ static void ref_put(struct cvfs_fs *fs, uint64_t ino, uint64_t nlookup, uint64_t
 }
 
 /* Inside a write transaction: a's link count reached zero.  Delete it now, or
- * mark it an orphan if the kernel or a handle still holds it. */
-static int drop_inode(struct cvfs_fs *fs, struct cvfs_attr *a)
+ * mark it an orphan if the kernel or a handle still holds it.
+ *
+ * eager (unlink, rmdir): a reference of the kernel's alone (its cached inode)
+ * does not keep the record when every open is seen here (the adapter says
+ * so): it saves a shared store a second transaction at FORGET.  An open that
+ * raced with the unlink then fails with ENOENT, as if it came after it.  Not
+ * for a rename over the inode: there an open of the name must find the old
+ * file or the new one, never nothing, and the kernel's reference (taken by
+ * the opener's lookup) is what keeps the old one. */
+static int drop_inode(struct cvfs_fs *fs, struct cvfs_attr *a, int eager)
 {
 	pthread_mutex_lock(&fs->ref_lock);
 	struct iref *r = ref_find(fs, a->ino);
+	if (eager && r && r->nopen == 0 && atomic_load(&fs->opens_seen))
+		r = NULL;
 	if (r)
 		r->orphan = 1;
 	pthread_mutex_unlock(&fs->ref_lock);
@@ -684,6 +696,11 @@ int cvfs_fs_readonly(const struct cvfs_fs *fs)
 uint32_t cvfs_fs_umask(const struct cvfs_fs *fs)
 {
 	return fs->cfg.umask;
+}
+
+void cvfs_fs_set_opens_seen(struct cvfs_fs *fs, int all)
+{
+	atomic_store(&fs->opens_seen, all);
 }
 
 struct cvfs_policy *cvfs_fs_policy(struct cvfs_fs *fs)
@@ -1220,7 +1237,7 @@ static int remove_name(struct cvfs_fs *fs, uint64_t parent, const char *name, in
 			a.ctime_ns = now;
 			a.nlink = dir ? 0 : a.nlink - 1;
 			if (rc == 0)
-				rc = a.nlink ? fs->ops->inode_put(fs->st, &a) : drop_inode(fs, &a);
+				rc = a.nlink ? fs->ops->inode_put(fs->st, &a) : drop_inode(fs, &a, 1);
 			if (rc == 0 && a.nlink == 0) {
 				freed_b = S_ISDIR(a.mode) ? 0 : (int64_t)a.size;
 				freed_f = 1;
@@ -1394,7 +1411,7 @@ static int do_rename(struct cvfs_fs *fs, uint64_t opar, const char *on, size_t o
 		}
 		rc = fs->ops->inode_put(fs->st, &sa);
 		if (rc == 0 && have_dst)
-			rc = da.nlink ? fs->ops->inode_put(fs->st, &da) : drop_inode(fs, &da);
+			rc = da.nlink ? fs->ops->inode_put(fs->st, &da) : drop_inode(fs, &da, 0);
 		if (rc == 0 && have_dst && da.nlink == 0) {
 			ro->gone = da.ino;
 			ro->freed_b = S_ISDIR(da.mode) ? 0 : (int64_t)da.size;

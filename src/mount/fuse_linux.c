@@ -1190,6 +1190,7 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	m->no_open = !m->shared && !sops->open && !sops->flush && !sops->release &&
 		     !cvfs_fs_has_locks(fs) &&
 		     getenv("CVFS_FORCE_OPEN") == NULL;
+	cvfs_fs_set_opens_seen(fs, !m->no_open);
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
 	m->threads = o->threads > 0 ? o->threads : m->shared ? 8 : 1;
 	m->spin_ns = (o->spin_us >= 0 ? o->spin_us : 50) * 1000L;

@@ -78,8 +78,8 @@ GOT[stat]=$(((RT - a) * 100 / N))
 # limits, in hundredths of a round trip per operation (N=200: 0.1 is 20
 # round trips of slack for id batches, the root's first read, ...)
 declare -A MAX=(
-	[create]=110 [write4k]=110 [create+write4k]=210 [unlink]=210 [rename]=110
-	[mkdir]=110 [rmdir]=210 [chmod]=110 [stat]=110
+	[create]=110 [write4k]=110 [create+write4k]=210 [unlink]=110 [rename]=110
+	[mkdir]=110 [rmdir]=110 [chmod]=110 [stat]=110
 )
 bad=0
 for k in create stat write4k create+write4k unlink rename mkdir rmdir chmod; do
