@@ -1225,6 +1225,15 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 		ops.setlk = op_setlk;
 		ops.flock = op_flock;
 	}
+	/* No CREATE either where the kernel opens files without us: it then
+	 * creates with MKNOD and opens without asking, and a file created
+	 * that way needs no RELEASE at its last close (one request fewer per
+	 * new file).  The cost: O_CREAT without O_EXCL of a name that the
+	 * library API creates in this process between the kernel's LOOKUP and
+	 * its MKNOD fails with EEXIST (the kernel's own creators are
+	 * serialised by the directory's lock, so only the API can race). */
+	if (m->no_open && !getenv("CVFS_FORCE_CREATE"))
+		ops.create = NULL;
 	pthread_mutex_init(&m->lk_mu, NULL);
 	pthread_cond_init(&m->lk_cv, NULL);
 	pthread_mutex_init(&m->rx_mu, NULL);
