@@ -1576,6 +1576,20 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 	return rc;
 }
 
+/* A new handle on ino that holds a reference on it. */
+static int handle_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh)
+{
+	*fh = handle_new(fs, ino, flags);
+	if (!*fh)
+		return -ENOMEM;
+	int rc = ref_get(fs, ino, 0, 1);
+	if (rc) {
+		handle_free(fs, *fh);
+		*fh = NULL;
+	}
+	return rc;
+}
+
 int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh)
 {
 	int rc = 0;
@@ -1608,15 +1622,7 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 	refund(fs, (int64_t)cut, 0);
 	if (fs->ops->open && (rc = fs->ops->open(fs->st, ino, flags)))
 		return rc;
-	*fh = handle_new(fs, ino, flags);
-	if (!*fh)
-		return -ENOMEM;
-	rc = ref_get(fs, ino, 0, 1);
-	if (rc) {
-		handle_free(fs, *fh);
-		*fh = NULL;
-	}
-	return rc;
+	return handle_open(fs, ino, flags, fh);
 }
 
 ssize_t cvfs_fs_read(struct cvfs_fs *fs, struct cvfs_handle *fh, void *buf, size_t size,
@@ -1779,15 +1785,7 @@ int cvfs_fs_opendir(struct cvfs_fs *fs, uint64_t ino, struct cvfs_handle **fh)
 	});
 	if (rc)
 		return rc;
-	*fh = handle_new(fs, ino, O_RDONLY | O_DIRECTORY);
-	if (!*fh)
-		return -ENOMEM;
-	rc = ref_get(fs, ino, 0, 1);
-	if (rc) {
-		handle_free(fs, *fh);
-		*fh = NULL;
-	}
-	return rc;
+	return handle_open(fs, ino, O_RDONLY | O_DIRECTORY, fh);
 }
 
 void cvfs_fs_releasedir(struct cvfs_fs *fs, struct cvfs_handle *fh)
