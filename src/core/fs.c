@@ -402,21 +402,47 @@ static int pol_size(struct cvfs_fs *fs, uint64_t ino, uint64_t size, const struc
 	return rc;
 }
 
-/* Quota charge inside a transaction (counters only, no store access). */
-static int charge(struct cvfs_fs *fs, int64_t dbytes, int64_t dfiles)
+/* What a quota refusal names: the path of ino, or of name in directory ino
+ * (NULL name); built only when quotas are on (free it). */
+static char *quota_path(struct cvfs_fs *fs, uint64_t ino, const char *name, size_t len)
+{
+	if (!cvfs_policy_has_quota(fs->pol))
+		return NULL;
+	return name ? path_at(fs, ino, name, len) : path_of(fs, ino);
+}
+
+/* Quota charge (counters only, no store access); path and cr name the
+ * caller in a refusal. */
+static int charge(struct cvfs_fs *fs, int64_t dbytes, int64_t dfiles, const char *path,
+		  const struct cvfs_cred *cr)
 {
 	if (!fs->pol || (!dbytes && !dfiles))
 		return 0;
-	return cvfs_policy_charge(fs->pol, dbytes, dfiles, "", NULL);
+	return cvfs_policy_charge(fs->pol, dbytes, dfiles, path ? path : "?", cr);
 }
 
-/* Quota charge from inside a transaction body that may run more than once:
- * *held is what an earlier run charged; the new run's amount replaces it. */
-static int recharge(struct cvfs_fs *fs, int64_t *held_b, int64_t *held_f, int64_t b, int64_t f)
+/* charge() of a new name, dir/name */
+static int charge_at(struct cvfs_fs *fs, int64_t dbytes, uint64_t dir, const char *name,
+		     size_t len, const struct cvfs_cred *cr)
 {
 	if (!fs->pol)
 		return 0;
-	int rc = charge(fs, b - *held_b, f - *held_f);
+	char *path = quota_path(fs, dir, name, len);
+	int rc = charge(fs, dbytes, 1, path, cr);
+	free(path);
+	return rc;
+}
+
+/* Quota charge from inside a transaction body that may run more than once:
+ * *held is what an earlier run charged; the new run's amount replaces it.
+ * path names the file in a refusal (from quota_path, taken before the
+ * transaction: finding a path may need one of its own). */
+static int recharge(struct cvfs_fs *fs, int64_t *held_b, int64_t *held_f, int64_t b, int64_t f,
+		    const char *path)
+{
+	if (!fs->pol)
+		return 0;
+	int rc = charge(fs, b - *held_b, f - *held_f, path, NULL);
 	if (rc == 0) {
 		*held_b = b;
 		*held_f = f;
@@ -427,7 +453,7 @@ static int recharge(struct cvfs_fs *fs, int64_t *held_b, int64_t *held_f, int64_
 static void refund(struct cvfs_fs *fs, int64_t held_b, int64_t held_f)
 {
 	if (fs->pol && (held_b || held_f))
-		cvfs_policy_charge(fs->pol, -held_b, -held_f, "", NULL);
+		cvfs_policy_charge(fs->pol, -held_b, -held_f, "", NULL); /* never refused */
 }
 
 /* ---- helpers ---- */
@@ -955,12 +981,14 @@ int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino
 		if (rc)
 			return rc;
 	}
+	char *qpath = (mask & CVFS_SET_SIZE) ? quota_path(fs, ino, NULL, 0) : NULL;
 	int64_t held_b = 0, held_f = 0;
 	TXN(fs, 1, {
 		int64_t now = cvfs_now_ns();
 		rc = fs->ops->inode_get(fs->st, ino, out);
 		if (rc == 0 && (mask & CVFS_SET_SIZE) && S_ISREG(out->mode))
-			rc = recharge(fs, &held_b, &held_f, (int64_t)in->size - (int64_t)out->size, 0);
+			rc = recharge(fs, &held_b, &held_f, (int64_t)in->size - (int64_t)out->size, 0,
+				      qpath);
 		if (rc == 0 && (mask & CVFS_SET_SIZE))
 			rc = set_size(fs, out, in->size, now);
 		if (rc == 0) {
@@ -985,6 +1013,7 @@ int cvfs_fs_setattr(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t ino
 			rc = fs->ops->inode_put(fs->st, out);
 		}
 	});
+	free(qpath);
 	if (rc)
 		refund(fs, held_b, held_f);
 	return rc;
@@ -1075,7 +1104,7 @@ int cvfs_fs_mknod(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t paren
 	rc = pol_at(fs, S_ISDIR(mode) ? CVFS_POL_MKDIR : CVFS_POL_CREATE, parent, name, len,
 		    mode & S_IFMT, cr);
 	if (rc == 0)
-		rc = charge(fs, 0, 1);
+		rc = charge_at(fs, 0, parent, name, len, cr);
 	if (rc)
 		return rc;
 	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, mode, rdev, NULL, out));
@@ -1101,7 +1130,7 @@ int cvfs_fs_symlink(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t par
 		return -ENAMETOOLONG;
 	rc = pol_at(fs, CVFS_POL_SYMLINK, parent, name, len, S_IFLNK, cr);
 	if (rc == 0)
-		rc = charge(fs, (int64_t)tl, 1);
+		rc = charge_at(fs, (int64_t)tl, parent, name, len, cr);
 	if (rc)
 		return rc;
 	TXN(fs, 1, rc = make_node(fs, cr, parent, name, len, S_IFLNK | 0777, 0, target, out));
@@ -1530,7 +1559,7 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 	mode = S_IFREG | (mode & 07777);
 	rc = pol_at(fs, CVFS_POL_CREATE, parent, name, len, S_IFREG, cr);
 	if (rc == 0)
-		rc = charge(fs, 0, 1);
+		rc = charge_at(fs, 0, parent, name, len, cr);
 	if (rc)
 		return rc;
 	int made = 0;
@@ -1675,7 +1704,8 @@ ssize_t cvfs_fs_write(struct cvfs_fs *fs, struct cvfs_handle *fh, const void *bu
 		if (rc == 0 && fs->pol && at + size > a.size) {
 			rc = cvfs_policy_check_size(fs->pol, fh->path, at + size, NULL);
 			if (rc == 0)
-				rc = recharge(fs, &held_b, &held_f, (int64_t)(at + size - a.size), 0);
+				rc = recharge(fs, &held_b, &held_f, (int64_t)(at + size - a.size), 0,
+					      fh->path);
 		}
 		if (rc == 0 && size) {
 			n = fs->ops->write(fs->st, fh->ino, buf, size, at);
@@ -1735,6 +1765,7 @@ int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, 
 		rc = pol_size(fs, ino, off + len, NULL);
 	if (rc)
 		return rc;
+	char *qpath = (mode & FALLOC_FL_KEEP_SIZE) ? NULL : quota_path(fs, ino, NULL, 0);
 	int64_t held_b = 0, held_f = 0;
 	TXN(fs, 1, {
 		struct cvfs_attr a;
@@ -1742,7 +1773,7 @@ int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, 
 		if (rc == 0 && !S_ISREG(a.mode))
 			rc = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
 		if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > a.size)
-			rc = recharge(fs, &held_b, &held_f, (int64_t)(off + len - a.size), 0);
+			rc = recharge(fs, &held_b, &held_f, (int64_t)(off + len - a.size), 0, qpath);
 		if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
 		    off < a.size) {
 			uint64_t n = off + len > a.size ? a.size - off : len;
@@ -1769,6 +1800,7 @@ int cvfs_fs_fallocate(struct cvfs_fs *fs, uint64_t ino, int mode, uint64_t off, 
 		if (rc == 0)
 			rc = fs->ops->inode_put(fs->st, &a);
 	});
+	free(qpath);
 	if (rc)
 		refund(fs, held_b, held_f);
 	return rc;

@@ -539,6 +539,8 @@ quota_bytes() {
 	succeed dd if=/dev/zero of="$m/again" bs=1M count=4 status=none
 	expect EDQUOT dd if=/dev/zero of="$m/more" bs=1 count=1 status=none
 	expect EDQUOT truncate -s 5M "$m/again"
+	violations "$m" | grep -q '"path":"/again".*max_total_bytes' ||
+		fail "the quota refusal of truncate names no path: $(violations "$m" | tail -c 300)"
 	expect EDQUOT dd if=/dev/zero of="$m/again" bs=1 count=1 seek=5M conv=notrunc status=none
 	succeed truncate -s 1M "$m/again"
 	succeed truncate -s 4M "$m/again"
@@ -552,6 +554,8 @@ quota_files() {
 	racers "$m" 20 100 || fail "setup"
 	quota_check "$m" $((1 << 30)) 300 20 100
 	expect EDQUOT mkdir "$m/onemore"
+	violations "$m" | grep -q '"path":"/onemore".*max_files' ||
+		fail "the quota refusal of mkdir names no path: $(violations "$m" | tail -c 300)"
 	expect EDQUOT ln -s x "$m/onemore"
 	rm -f "$m/w0/f0"
 	succeed mkdir "$m/onemore"
