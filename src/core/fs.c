@@ -1851,7 +1851,7 @@ static int rd_visible(struct rd_ctx *c, const struct cvfs_dirent *e)
 	path[k - 1] = '/';
 	memcpy(path + k, e->name, e->namelen);
 	path[k + e->namelen] = 0;
-	int ok = cvfs_policy_check(c->fs->pol, CVFS_POL_LOOKUP, path, e->type, NULL) == 0;
+	int ok = cvfs_policy_check(c->fs->pol, CVFS_POL_LIST, path, e->type, NULL) == 0;
 	free(path);
 	return ok;
 }

@@ -262,6 +262,7 @@ static const char *op_name(enum cvfs_pol_op op)
 {
 	switch (op) {
 	case CVFS_POL_LOOKUP: return "lookup";
+	case CVFS_POL_LIST: return "list";
 	case CVFS_POL_CREATE: return "create";
 	case CVFS_POL_MKDIR: return "mkdir";
 	case CVFS_POL_SYMLINK: return "symlink";
@@ -1047,6 +1048,8 @@ static int violation(struct cvfs_policy *p, enum cvfs_pol_op op, int quota_op, c
 static int violation(struct cvfs_policy *p, enum cvfs_pol_op op, int quota_op, const char *path,
 		     const struct cvfs_cred *cr, int err, const char *fmt, ...)
 {
+	if (op == CVFS_POL_LIST) /* a listing leaving out a hidden name: no attempt */
+		return -err;
 	struct viol v = {
 		.pid = cr ? cr->pid : getpid(),
 		.uid = cr ? cr->uid : (uint32_t)geteuid(),
@@ -1178,7 +1181,7 @@ static void ext_of(const char *name, char *out, size_t size)
 
 static int is_change(enum cvfs_pol_op op)
 {
-	return op != CVFS_POL_LOOKUP && op != CVFS_POL_OPEN;
+	return op != CVFS_POL_LOOKUP && op != CVFS_POL_OPEN && op != CVFS_POL_LIST;
 }
 
 /* Operations that bring a new name into being (depth and name rules). */

@@ -59,6 +59,7 @@ enum cvfs_pol_op {
 	CVFS_POL_SETATTR,  /* chmod, chown, utimens */
 	CVFS_POL_XATTR,    /* setxattr, removexattr */
 	CVFS_POL_OPEN,     /* open for reading */
+	CVFS_POL_LIST,     /* a listing shows a name: as LOOKUP, but hiding it is no violation */
 };
 
 /* type: the S_IFMT bits of the object (extension rules apply to regular

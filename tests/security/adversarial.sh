@@ -254,9 +254,12 @@ blocked() {
 		--policy-log "$WORK/blocked.log"
 
 	check "listings do not show blocked names"
-	local ls_root ls_pub
+	local ls_root ls_pub v0
+	v0=$(policy_num "$m" violations)
 	ls_root=$(ls -a "$m")
 	ls_pub=$(ls -a "$m/pub/dir")
+	[ "$(policy_num "$m" violations)" = "$v0" ] ||
+		fail "listing directories with hidden names counted violations ($v0 -> $(policy_num "$m" violations))"
 	echo "    ls: $(echo $ls_root)"
 	! grep -qx secrets <<<"$ls_root" || fail "ls shows secrets"
 	grep -qx secrets2 <<<"$ls_root" || fail "ls lost secrets2 (a prefix is not a parent)"
