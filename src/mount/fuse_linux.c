@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
@@ -69,6 +70,7 @@ struct cvfs_mount {
 	pthread_mutex_t rx_mu, rel_mu;
 	pthread_cond_t rel_cv;
 	int rel_pending;
+	int stop_efd; /* readable once the loop is to end: wakes every worker */
 	useconds_t release_delay_us; /* CVFS_TEST_RELEASE_DELAY_MS, for tests */
 	int mounted;
 	int shared; /* the store may change behind our back */
@@ -1233,6 +1235,7 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 		ops.create = NULL;
 	pthread_mutex_init(&m->lk_mu, NULL);
 	pthread_cond_init(&m->lk_cv, NULL);
+	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&m->rx_mu, NULL);
 	pthread_mutex_init(&m->rel_mu, NULL);
 	pthread_condattr_t ca;
@@ -1273,9 +1276,10 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
  * multithreaded loop starts (and clones a descriptor for) a new thread for
  * nearly every request on this kind of machine, which cost 3-6x in latency;
  * a fixed pool does not.  Workers block the termination signals so that the
- * calling thread receives them, leaves its read with EINTR and cancels the
- * others (blocked in read, a cancellation point; processing is not
- * cancellable).
+ * calling thread receives them and leaves its wait with EINTR; the end of
+ * the loop (a signal, unmount, cvfs_mount_exit) is an eventfd every worker
+ * waits on beside the device, so each one finishes the request it holds and
+ * returns.  No thread cancellation: ASan's unwinder tripped on it.
  */
 struct worker {
 	struct cvfs_mount *m;
@@ -1342,6 +1346,17 @@ static void wait_releases(struct cvfs_mount *m)
 	pthread_mutex_unlock(&m->rel_mu);
 }
 
+/* Ends the loop: every worker leaves its wait and sees the session exited. */
+static void stop_all(struct cvfs_mount *m)
+{
+	fuse_session_exit(m->se);
+	if (m->stop_efd >= 0) {
+		uint64_t one = 1;
+		ssize_t r = write(m->stop_efd, &one, sizeof(one));
+		(void)r;
+	}
+}
+
 static int receive(struct worker *w, struct fuse_buf *buf)
 {
 	struct cvfs_mount *m = w->m;
@@ -1372,14 +1387,15 @@ static int receive(struct worker *w, struct fuse_buf *buf)
 		if (res != -EAGAIN)
 			return res;
 	}
-	/* Sleep until the device is readable (a cancellation point). */
+	/* Sleep until the device is readable or the loop is to end. */
 	if (w->ep >= 0) {
 		struct epoll_event ev;
 		if (epoll_wait(w->ep, &ev, 1, -1) < 0 && errno != EINTR)
 			return -errno;
 	} else {
-		struct pollfd p = {.fd = fuse_session_fd(se), .events = POLLIN};
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		struct pollfd p[2] = {{.fd = fuse_session_fd(se), .events = POLLIN},
+				      {.fd = m->stop_efd, .events = POLLIN}};
+		if (poll(p, m->stop_efd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
 			return -errno;
 	}
 	return -EAGAIN;
@@ -1392,15 +1408,13 @@ static int serve(struct worker *w)
 	memset(&buf, 0, sizeof(buf));
 	int rc = 0;
 	while (!fuse_session_exited(se)) {
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		int res = receive(w, &buf);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		if (res == -EINTR || res == -EAGAIN)
 			continue;
 		if (res <= 0) {
 			if (res < 0 && res != -ENODEV)
 				rc = res;
-			fuse_session_exit(se);
+			stop_all(w->m);
 			break;
 		}
 		fuse_session_process_buf(se, &buf);
@@ -1409,31 +1423,9 @@ static int serve(struct worker *w)
 	return rc;
 }
 
-static void free_buf(void *p)
-{
-	free(*(void **)p);
-}
-
 static void *worker_main(void *arg)
 {
-	struct worker *w = arg;
-	struct fuse_buf buf;
-	memset(&buf, 0, sizeof(buf));
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	pthread_cleanup_push(free_buf, &buf.mem);
-	while (!fuse_session_exited(w->m->se)) {
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-		int res = receive(w, &buf);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		if (res == -EINTR || res == -EAGAIN)
-			continue;
-		if (res <= 0) {
-			fuse_session_exit(w->m->se);
-			break;
-		}
-		fuse_session_process_buf(w->m->se, &buf);
-	}
-	pthread_cleanup_pop(1);
+	serve(arg);
 	return NULL;
 }
 
@@ -1462,7 +1454,10 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 		ws[i].m = m;
 		ws[i].ep = epoll_create1(EPOLL_CLOEXEC);
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-		if (ws[i].ep >= 0 && epoll_ctl(ws[i].ep, EPOLL_CTL_ADD, dfd, &ev) != 0) {
+		struct epoll_event se = {.events = EPOLLIN};
+		if (ws[i].ep >= 0 && (epoll_ctl(ws[i].ep, EPOLL_CTL_ADD, dfd, &ev) != 0 ||
+				      (m->stop_efd >= 0 &&
+				       epoll_ctl(ws[i].ep, EPOLL_CTL_ADD, m->stop_efd, &se) != 0))) {
 			close(ws[i].ep);
 			ws[i].ep = -1; /* poll() then */
 		}
@@ -1474,8 +1469,6 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 		ws[i].started = pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) == 0;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	int oldstate;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
 	if (m->locks && !m->lk_started) {
 		pthread_sigmask(SIG_BLOCK, &all, &old);
 		m->lk_stop = 0;
@@ -1483,10 +1476,7 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	int rc = serve(&ws[0]);
-	pthread_setcancelstate(oldstate, NULL);
-	for (int i = 1; i < n; i++)
-		if (ws[i].started)
-			pthread_cancel(ws[i].tid);
+	stop_all(m);
 	for (int i = 1; i < n; i++)
 		if (ws[i].started)
 			pthread_join(ws[i].tid, NULL);
@@ -1521,14 +1511,14 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 void cvfs_mount_exit(struct cvfs_mount *m)
 {
 	if (m && m->se)
-		fuse_session_exit(m->se);
+		stop_all(m);
 }
 
 void cvfs_mount_unmount(struct cvfs_mount *m)
 {
 	if (!m || !m->mounted)
 		return;
-	fuse_session_exit(m->se);
+	stop_all(m);
 	fuse_session_unmount(m->se);
 	m->mounted = 0;
 }
@@ -1549,6 +1539,8 @@ void cvfs_mount_free(struct cvfs_mount *m)
 	pthread_mutex_destroy(&m->rx_mu);
 	pthread_mutex_destroy(&m->rel_mu);
 	pthread_cond_destroy(&m->rel_cv);
+	if (m->stop_efd >= 0)
+		close(m->stop_efd);
 	free(m->mountpoint);
 	free(m);
 }
