@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -139,6 +140,11 @@ struct cvfs_store_ops {
 	/* Bytes [off, off+len) of ino's data.  Fills all len bytes: data never
 	 * written (holes) reads as zeros.  The core never reads past the size. */
 	ssize_t (*read)(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off);
+	/* Optional: the same bytes handed to emit as iovecs that point into the
+	 * store's own memory (holes at zeros), valid only during the call: a
+	 * reply straight from the store, no copy.  Returns emit's result. */
+	int (*read_iov)(struct cvfs_store *st, uint64_t ino, uint64_t off, size_t len,
+			int (*emit)(void *arg, const struct iovec *iov, int n), void *arg);
 	ssize_t (*write)(struct cvfs_store *st, uint64_t ino, const void *buf, size_t len,
 			 uint64_t off);
 	/* Forget data at and beyond size, so a later extension reads zeros. */

@@ -318,6 +318,45 @@ static ssize_t m_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 	return (ssize_t)len;
 }
 
+static int m_read_iov(struct cvfs_store *st, uint64_t ino, uint64_t off, size_t len,
+		      int (*emit)(void *arg, const struct iovec *iov, int n), void *arg)
+{
+	static const unsigned char zeros[CHUNK_SIZE];
+	struct mem_store *m = ms(st);
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	struct iovec small[40], *iov = small;
+	size_t max = 2 * (len / CHUNK_SIZE + 2);
+	if (max > sizeof(small) / sizeof(small[0])) {
+		iov = malloc(max * sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+	}
+	int cnt = 0;
+	size_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint32_t in = pos & (CHUNK_SIZE - 1);
+		size_t n_ = CHUNK_SIZE - in;
+		if (n_ > len - done)
+			n_ = len - done;
+		struct chunk *c = chunk_get(&n->data, pos >> CHUNK_SHIFT);
+		size_t have = 0;
+		if (c && c->cap > in) {
+			have = c->cap - in < n_ ? c->cap - in : n_;
+			iov[cnt++] = (struct iovec){c->d + in, have};
+		}
+		if (n_ > have)
+			iov[cnt++] = (struct iovec){(void *)zeros, n_ - have};
+		done += n_;
+	}
+	int rc = emit(arg, iov, cnt);
+	if (iov != small)
+		free(iov);
+	return rc;
+}
+
 static void zero_range(struct mnode *n, uint64_t off, uint64_t len)
 {
 	while (len) {
@@ -1154,6 +1193,7 @@ static const struct cvfs_store_ops mem_ops = {
 	.dir_list = m_dir_list,
 	.dir_empty = m_dir_empty,
 	.read = m_read,
+	.read_iov = m_read_iov,
 	.write = m_write,
 	.truncate = m_truncate,
 	.punch = m_punch,

@@ -18,6 +18,7 @@
 #define CVFS_CORE_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #include "cvfs/store.h"
@@ -109,6 +110,12 @@ int cvfs_fs_create(struct cvfs_fs *fs, const struct cvfs_cred *cr, uint64_t pare
 		   const char *name, uint32_t mode, int flags, struct cvfs_attr *out,
 		   struct cvfs_handle **fh);
 int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle **fh);
+/* A read answered straight from the store's memory: emit gets the bytes as
+ * iovecs valid only during the call.  *sent says whether emit was called
+ * (then the request is answered; the result is emit's).  -ENOSYS (not
+ * sent): the store cannot; use cvfs_fs_read. */
+int cvfs_fs_read_iov(struct cvfs_fs *fs, struct cvfs_handle *fh, size_t size, uint64_t off,
+		     int (*emit)(void *arg, const struct iovec *iov, int n), void *arg, int *sent);
 ssize_t cvfs_fs_read(struct cvfs_fs *fs, struct cvfs_handle *fh, void *buf, size_t size,
 		     uint64_t off);
 /* append: write at the end whatever off says (the API's O_APPEND). */

@@ -1654,6 +1654,33 @@ int cvfs_fs_open(struct cvfs_fs *fs, uint64_t ino, int flags, struct cvfs_handle
 	return handle_open(fs, ino, flags, fh);
 }
 
+int cvfs_fs_read_iov(struct cvfs_fs *fs, struct cvfs_handle *fh, size_t size, uint64_t off,
+		     int (*emit)(void *arg, const struct iovec *iov, int n), void *arg, int *sent)
+{
+	*sent = 0;
+	if (!fs->ops->read_iov)
+		return -ENOSYS;
+	int rc, res = 0;
+	TXN(fs, 0, {
+		if (!*sent) {
+			struct cvfs_attr a;
+			rc = fs->ops->inode_get(fs->st, fh->ino, &a);
+			if (rc == 0 && S_ISDIR(a.mode))
+				rc = -EISDIR;
+			if (rc == 0) {
+				size_t want = off < a.size ? (a.size - off < size ? (size_t)(a.size - off)
+										    : size)
+							   : 0;
+				*sent = 1; /* emit answers the request, whatever it returns */
+				res = want ? fs->ops->read_iov(fs->st, fh->ino, off, want, emit, arg)
+					   : emit(arg, NULL, 0);
+				rc = res < 0 ? res : (int)want;
+			}
+		}
+	});
+	return *sent ? res : rc;
+}
+
 ssize_t cvfs_fs_read(struct cvfs_fs *fs, struct cvfs_handle *fh, void *buf, size_t size,
 		     uint64_t off)
 {
