@@ -9,6 +9,10 @@
 #   s3_stop               stop it (by its PID) and wait
 #   s3_mount DIR [args]   cvfs_mount DIR -b s3 --bucket $S3_BUCKET --endpoint-url $S3_URL
 #   s3_aws ARGS...        aws --endpoint-url $S3_URL ARGS...
+#   s3_syncfs DIR         fsync(2) of the mount's root directory: the S3 store
+#                         sends everything queued (write-back) and waits for it
+#   s3_stat DIR METHOD    syncfs, then the count of METHOD requests (GET HEAD PUT
+#                         DELETE POST LIST) the store printed with CVFS_S3_STATS=1
 #   s3_cleanup            stop s3rver, remove the temp dirs (part of the EXIT trap)
 #
 # s3rver accepts the access key S3RVER (secret S3RVER); these are exported.
@@ -107,6 +111,15 @@ s3_mount() {
 
 s3_aws() {
 	aws --endpoint-url "$S3_URL" "$@"
+}
+
+s3_syncfs() {
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"
+}
+
+s3_stat() {
+	s3_syncfs "$1"
+	grep -o "requests .*;" "$1.log" | tail -1 | grep -o "$2 [0-9]*" | grep -o '[0-9]*$'
 }
 
 s3_cleanup() {

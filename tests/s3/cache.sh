@@ -23,10 +23,7 @@ export CVFS_S3_STATS=1
 M=$T/m
 
 # syncfs through the mount, then the GET counter from the line it printed
-gets() {
-	python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$M"
-	grep -o 'requests GET [0-9]*' "$M.log" | tail -1 | grep -o '[0-9]*$'
-}
+gets() { s3_stat "$M" GET; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 head -c 4096 /dev/urandom >"$T/remote"

@@ -244,6 +244,7 @@ struct s3s {
 	int wb;                 /* 1: write-back; 0: sync=close (upload at close) */
 	int wb_threads;
 	int64_t wb_delay_ns;    /* uploads wait this long first (coalescing) */
+	int wb_delay_all;       /* every op does (tests: ops stay queued) */
 	int64_t wb_drain_ns;    /* unmount waits at most this long */
 	size_t wb_max_ops;      /* back-pressure: ops queued at most ... */
 	uint64_t wb_max_bytes;  /* ... and bytes of uploads queued */
@@ -1823,7 +1824,8 @@ static struct wop *wb_enqueue(struct s3s *s, int type, const char *key, const ch
 	if (s->all)
 		s->all->aprev = op;
 	s->all = op;
-	op->not_before = delay && s->wb_delay_ns > 0 ? mono_ns() + s->wb_delay_ns : 0;
+	op->not_before =
+		(delay || s->wb_delay_all) && s->wb_delay_ns > 0 ? mono_ns() + s->wb_delay_ns : 0;
 	if (op->ndeps == 0)
 		wb_ready(s, op);
 	return op;
@@ -3933,12 +3935,13 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		s_free(&s->base);
 		return -EINVAL;
 	}
-	s->wb = sy && strcmp(sy, "close") != 0; /* write-back: opt-in for now */
+	s->wb = !(sy && !strcmp(sy, "close"));
 	s->wb_threads = (int)opt_long(opts, nopts, "wb_threads", 8);
 	if (s->wb_threads < 1 || s->wb_threads > 64)
 		s->wb_threads = 8;
 	s->wb_delay_ns = opt_long(opts, nopts, "wb_delay", 2000) * 1000000LL;
 	s->wb_drain_ns = opt_long(opts, nopts, "wb_drain", 120) * 1000000000LL;
+	s->wb_delay_all = opt_long(opts, nopts, "wb_delay_all", 0) != 0;
 	s->wb_max_ops = (size_t)opt_long(opts, nopts, "wb_max_ops", 20000);
 	s->wb_max_bytes = (uint64_t)opt_long(opts, nopts, "wb_max_bytes", 1L << 30);
 	if (s->wb_max_ops < 1)
