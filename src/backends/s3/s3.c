@@ -3058,8 +3058,9 @@ static int s_dir_empty(struct cvfs_store *st, uint64_t dir)
 	else if (!d->dir)
 		rc = -ENOTDIR;
 	else {
-		/* before removing a directory, look again: others may have filled it */
-		if (d->remote)
+		/* before removing a directory, look again: others may have filled
+		 * it (write-back: unless the listing is younger than list_ttl) */
+		if (d->remote && !s->wb)
 			d->dir->listed_at = 0;
 		rc = ensure_listed(s, d);
 		if (rc == 0)
