@@ -62,6 +62,17 @@ s3_free_port() {
 }
 
 s3_start() {
+	local try
+	# a port picked at random may be taken meanwhile: pick another
+	for try in 1 2 3 4 5; do
+		s3_start1 "$@" && return 0
+		[ -z "${1:-}" ] && grep -q EADDRINUSE "$S3_DATA.log" 2>/dev/null || return 1
+		S3_PORT=""
+	done
+	return 1
+}
+
+s3_start1() {
 	S3_PORT=${1:-${S3_PORT:-$(s3_free_port)}}
 	if [ -z "${S3_DATA:-}" ]; then
 		S3_DATA=$(mktemp -d /tmp/cvfs-s3rver.XXXXXX)
@@ -80,7 +91,7 @@ s3_start() {
 		fi
 		if ! kill -0 "$S3_PID" 2>/dev/null; then
 			echo "s3rver exited at start:" >&2
-			cat "$S3_DATA.log" >&2
+			tail -5 "$S3_DATA.log" >&2
 			S3_PID=""
 			return 1
 		fi

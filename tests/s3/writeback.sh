@@ -97,6 +97,18 @@ for delay in 0 2000; do
 		[ "$i" -gt 1 ] && rm "$M/t$((i - 1))" # unlink of other names
 	done
 	echo tmp >"$T/want/t12"
+	# RENAME_EXCHANGE of two files whose uploads are queued
+	head -c 3000 /dev/urandom >"$T/want/x1"
+	head -c 4000 /dev/urandom >"$T/want/x2"
+	cp "$T/want/x2" "$M/x1"
+	cp "$T/want/x1" "$M/x2"
+	python3 - "$M/x1" "$M/x2" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+PY
+	cmp "$T/want/x1" "$M/x1" || fail "x1 after the exchange"
 	# a big file renamed while its upload runs waits for it
 	head -c 20M /dev/urandom >"$T/want/bigmoved"
 	cp "$T/want/bigmoved" "$M/big"
@@ -109,4 +121,21 @@ for delay in 0 2000; do
 	diff -r "$T/want" "$T/back" || fail "wb_delay=$delay: the bucket differs from what was written"
 	echo "ok: per-key order, wb_delay=$delay"
 done
+
+# RENAME_EXCHANGE with sync=close: both objects swap in S3 (temporary keys)
+s3_mount "$M" -o store.sync=close
+cp "$T/want/x1" "$M/e1"
+cp "$T/want/x2" "$M/e2"
+python3 - "$M/e1" "$M/e2" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+PY
+cvfs_umount "$M"
+s3_aws s3 cp --quiet "$B/e1" "$T/e1"
+s3_aws s3 cp --quiet "$B/e2" "$T/e2"
+cmp "$T/want/x2" "$T/e1" && cmp "$T/want/x1" "$T/e2" || fail "sync=close: exchanged objects"
+[ -z "$(s3_aws s3 ls "$B/.chuk-vfs-tmp/")" ] || fail "temporary keys left behind"
+echo "ok: RENAME_EXCHANGE, sync=close"
 echo PASS

@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +109,8 @@ struct s3n {
 	uint64_t csize;         /* bytes charged to the cache while on the LRU */
 	unsigned inlru : 1;
 	unsigned filling : 1;   /* a read is fetching the whole object */
+	unsigned memfd : 1;     /* the stage is in memory (memfd), msize bytes charged */
+	uint64_t msize;
 	unsigned dead : 1;      /* deleted while write-back ops held it */
 	uint64_t wgen;          /* bumped by every change to the stage's bytes */
 	/* write-back (docs/s3.md): ops that hold this node */
@@ -195,6 +198,8 @@ struct move {
 	uint64_t src_parent;
 	char *src_name;
 	size_t src_nlen;
+	int disp; /* only displaced so far (rename over it): a move if it is
+		   * named again in this transaction (RENAME_EXCHANGE) */
 };
 
 struct s3s {
@@ -239,6 +244,9 @@ struct s3s {
 	uint64_t cache_whole; /* objects up to this size are fetched whole at a read */
 	uint64_t cache_used;
 	struct s3n *lru_head, *lru_tail; /* most recent first */
+	uint64_t stage_mem;      /* memory stages (memfd) hold this much at most ... */
+	uint64_t stage_mem_file; /* ... each at most this big; beyond: a file on disk */
+	uint64_t mem_used;
 
 	/* write-back (under mu) */
 	int wb;                 /* 1: write-back; 0: sync=close (upload at close) */
@@ -437,6 +445,11 @@ static void cache_keep(struct s3s *s, struct s3n *n)
 static void stage_close(struct s3s *s, struct s3n *n)
 {
 	lru_del(s, n);
+	if (n->memfd) {
+		s->mem_used -= n->msize;
+		n->msize = 0;
+		n->memfd = 0;
+	}
 	if (n->fd >= 0) {
 		close(n->fd);
 		n->ra_gen++; /* what was read ahead may predate the stage */
@@ -1438,19 +1451,139 @@ static int ensure_listed(struct s3s *s, struct s3n *dir)
 
 /* ---- the stage ---- */
 
-static int stage_open(struct s3s *s, struct s3n *n)
+/* Stages (and cached copies) live in memory (memfd) while they are small
+ * (stage_mem_file, 1 MiB) and all of them fit in stage_mem (256 MiB); others
+ * are unlinked files in cache_dir.  Creating and dropping a small file on a
+ * journaled disk filesystem costs a millisecond or more (ext4 here: inode,
+ * journal, discard at free), which bounded small-file writes at ~1000/s. */
+static int disk_fd(struct s3s *s)
 {
-	if (n->fd >= 0)
-		return 0;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/stage-XXXXXX", s->cache_dir);
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return -errno;
 	unlink(path);
+	return fd;
+}
+
+/* Makes room for need bytes of memory stages by dropping clean cached
+ * copies in memory, least recently used first.  mu held. */
+static void mem_evict(struct s3s *s, uint64_t need)
+{
+	struct s3n *n = s->lru_tail;
+	for (int k = 0; n && k < 256 && s->mem_used + need > s->stage_mem; k++) {
+		struct s3n *p = n->lprev;
+		if (n->memfd && n->nopen == 0 && !n->uploading && !n->filling)
+			stage_close(s, n);
+		n = p;
+	}
+}
+
+/* A new empty stage for about hint bytes; *mem says where it is. */
+static int stage_new_fd(struct s3s *s, uint64_t hint, int *mem)
+{
+	*mem = 0;
+	if (s->stage_mem && hint <= s->stage_mem_file) {
+		if (s->mem_used + hint + s->stage_mem_file > s->stage_mem)
+			mem_evict(s, hint + s->stage_mem_file);
+		if (s->mem_used + hint <= s->stage_mem) {
+			int fd = memfd_create("chuk-vfs-s3-stage", MFD_CLOEXEC);
+			if (fd >= 0) {
+				*mem = 1;
+				return fd;
+			}
+		}
+	}
+	return disk_fd(s);
+}
+
+static void stage_adopt(struct s3s *s, struct s3n *n, int fd, int mem, uint64_t size)
+{
 	n->fd = fd;
+	n->memfd = mem != 0;
+	n->msize = mem ? size : 0;
+	s->mem_used += n->msize;
 	n->ra_gen++;
+}
+
+static int stage_open_hint(struct s3s *s, struct s3n *n, uint64_t hint)
+{
+	if (n->fd >= 0)
+		return 0;
+	int mem;
+	int fd = stage_new_fd(s, hint, &mem);
+	if (fd < 0)
+		return fd;
+	stage_adopt(s, n, fd, mem, 0);
 	return 0;
+}
+
+static int stage_open(struct s3s *s, struct s3n *n)
+{
+	return stage_open_hint(s, n, 0);
+}
+
+/* Copies all of src into dst. */
+static int copy_fd(int src, int dst, uint64_t size)
+{
+	loff_t in = 0, out = 0;
+	while (in < (loff_t)size) {
+		ssize_t c = copy_file_range(src, &in, dst, &out, (size_t)((loff_t)size - in), 0);
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c <= 0) {
+			/* no copy_file_range between these two: by hand */
+			char buf[65536];
+			ssize_t r = pread(src, buf, sizeof(buf), in);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0 || pwrite(dst, buf, (size_t)r, out) != r)
+				return r < 0 ? -errno : -EIO;
+			in += r;
+			out += r;
+		}
+	}
+	return ftruncate(dst, (off_t)size) < 0 ? -errno : 0;
+}
+
+/* n's stage moves to a copy of itself: on disk (to_disk), or where a new
+ * stage of its size would go.  mu held. */
+static int stage_copy(struct s3s *s, struct s3n *n, int to_disk)
+{
+	struct stat st;
+	if (fstat(n->fd, &st) < 0)
+		return -errno;
+	int mem = 0;
+	int fd = to_disk ? disk_fd(s) : stage_new_fd(s, (uint64_t)st.st_size, &mem);
+	if (fd < 0)
+		return fd;
+	int rc = copy_fd(n->fd, fd, (uint64_t)st.st_size);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	if (n->memfd)
+		s->mem_used -= n->msize;
+	close(n->fd);
+	n->fd = fd;
+	n->memfd = mem != 0;
+	n->msize = mem ? (uint64_t)st.st_size : 0;
+	s->mem_used += n->msize;
+	return 0;
+}
+
+/* A memory stage now holds size bytes: charged; too big, or memory short,
+ * and it moves to disk.  mu held. */
+static int stage_charge(struct s3s *s, struct s3n *n, uint64_t size)
+{
+	if (!n->memfd)
+		return 0;
+	s->mem_used = s->mem_used - n->msize + size;
+	n->msize = size;
+	if (size <= s->stage_mem_file && s->mem_used <= s->stage_mem)
+		return 0;
+	return stage_copy(s, n, 1);
 }
 
 /* Makes sure n has a stage holding its current bytes (size n->a.size). */
@@ -1466,7 +1599,7 @@ static int ensure_stage(struct s3s *s, struct s3n *n)
 		if (n->fd >= 0)
 			return 0;
 	}
-	int rc = stage_open(s, n);
+	int rc = stage_open_hint(s, n, n->a.size);
 	if (rc)
 		return rc;
 	if (n->remote && !n->pending && n->a.size > 0) {
@@ -1489,8 +1622,8 @@ static int ensure_stage(struct s3s *s, struct s3n *n)
 			return rc;
 		}
 	}
-	if (ftruncate(n->fd, (off_t)n->a.size) < 0) {
-		rc = -errno;
+	if (ftruncate(n->fd, (off_t)n->a.size) < 0 || (rc = stage_charge(s, n, n->a.size))) {
+		rc = rc ? rc : -errno;
 		stage_close(s, n);
 		return rc;
 	}
@@ -1506,40 +1639,7 @@ static int stage_mod(struct s3s *s, struct s3n *n)
 	n->wgen++;
 	if (!n->uploading || n->fd < 0)
 		return 0;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/stage-XXXXXX", s->cache_dir);
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	struct stat st;
-	int rc = fstat(n->fd, &st) < 0 ? -errno : 0;
-	loff_t in = 0, out = 0;
-	while (rc == 0 && in < st.st_size) {
-		ssize_t c = copy_file_range(n->fd, &in, fd, &out, (size_t)(st.st_size - in), 0);
-		if (c < 0 && errno == EINTR)
-			continue;
-		if (c <= 0) {
-			/* no copy_file_range here: by hand */
-			char buf[65536];
-			ssize_t r = pread(n->fd, buf, sizeof(buf), in);
-			if (r <= 0 || pwrite(fd, buf, (size_t)r, out) != r) {
-				rc = r < 0 ? -errno : -EIO;
-				break;
-			}
-			in += r;
-			out += r;
-		}
-	}
-	if (rc == 0 && ftruncate(fd, st.st_size) < 0)
-		rc = -errno;
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	close(n->fd);
-	n->fd = fd;
-	return 0;
+	return stage_copy(s, n, 0);
 }
 
 /* Uploads what n owes S3.  mu and n->io held (or lk exclusive). */
@@ -2492,6 +2592,15 @@ static int s_txn_end(struct cvfs_store *st, int commit)
 	int rc = 0;
 	pthread_mutex_lock(&s->mu);
 	if (tl_write) {
+		/* names only displaced (rename over them) are not moves */
+		size_t k = 0;
+		for (size_t i = 0; i < s->nmoves; i++) {
+			if (s->moves[i].disp)
+				move_free(&s->moves[i]);
+			else
+				s->moves[k++] = s->moves[i];
+		}
+		s->nmoves = k;
 		if (s->nmoves) {
 			if (commit && s->wb && s->nmoves == 1 && !s->moves[0].isdir) {
 				rc = wb_move(s, &s->moves[0]);
@@ -2502,6 +2611,13 @@ static int s_txn_end(struct cvfs_store *st, int commit)
 					rc = wb_wait_all(s);
 				if (rc == 0)
 					rc = run_moves(s);
+				/* an exchanged file whose upload was cancelled when
+				 * it was displaced goes up again, at its new key */
+				for (size_t i = 0; s->wb && i < s->nmoves; i++) {
+					struct s3n *n = by_ino(s, s->moves[i].ino);
+					if (n && !clean(n) && n->nopen == 0)
+						(void)wb_queue_upload(s, n);
+				}
 			}
 			if (!commit || rc)
 				forget_listings_of_moves(s);
@@ -2640,6 +2756,8 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		n->a.size = a->size;
 		if (rc == 0 && ftruncate(n->fd, (off_t)a->size) < 0)
 			rc = -errno;
+		if (rc == 0)
+			rc = stage_charge(s, n, a->size);
 		if (rc) {
 			n->a = old;
 			pthread_mutex_unlock(&s->mu);
@@ -2777,6 +2895,25 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		goto out;
 	int renamed = n->parent != 0;
 	struct move mv = {0};
+	if (s->nmoves + 2 > s->capmoves) {
+		size_t nc = s->capmoves ? s->capmoves * 2 : 4;
+		struct move *t = realloc(s->moves, nc * sizeof(*t));
+		if (!t) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s->moves = t;
+		s->capmoves = nc;
+	}
+	/* displaced earlier in this transaction and named again: the second
+	 * half of an exchange, a move from where it was */
+	int exch = 0;
+	for (size_t i = 0; !renamed && i < s->nmoves; i++) {
+		if (s->moves[i].disp && s->moves[i].ino == n->ino) {
+			exch = 1;
+			s->moves[i].disp = 0;
+		}
+	}
 	if (renamed) {
 		int err = 0;
 		mv.ino = n->ino;
@@ -2790,17 +2927,6 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 			rc = mv.src_key ? -ENOMEM : err;
 			goto out;
 		}
-		if (s->nmoves == s->capmoves) {
-			size_t nc = s->capmoves ? s->capmoves * 2 : 4;
-			struct move *t = realloc(s->moves, nc * sizeof(*t));
-			if (!t) {
-				move_free(&mv);
-				rc = -ENOMEM;
-				goto out;
-			}
-			s->moves = t;
-			s->capmoves = nc;
-		}
 	}
 	if (x) {
 		/* displaced (rename over it): its object is overwritten */
@@ -2813,6 +2939,15 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 			wb_cancel(s, x->upq);
 			wb_cancel(s, x->metaq);
 		}
+		int err = 0;
+		struct move dm = {.ino = x->ino, .isdir = x->dir != NULL, .src_parent = x->parent,
+				  .src_nlen = x->nlen, .disp = 1};
+		dm.src_key = key_of(s, x, &err);
+		dm.src_name = strndup(x->name, x->nlen);
+		if (dm.src_key && dm.src_name)
+			s->moves[s->nmoves++] = dm;
+		else
+			move_free(&dm);
 		detach(s, x);
 	}
 	if (renamed)
@@ -2840,6 +2975,8 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	(void)type;
 	if (renamed) {
 		s->moves[s->nmoves++] = mv;
+	} else if (exch) {
+		/* the move was recorded when it was displaced */
 	} else if (s->wb && (n->dir || S_ISLNK(n->a.mode))) {
 		n->pending = 1; /* until the upload is done */
 		n->marker = n->dir != NULL;
@@ -2875,7 +3012,8 @@ static int s_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		/* the second half of a rename: the move runs at commit */
 		rc = -ENOENT;
 		for (size_t i = 0; i < s->nmoves; i++)
-			if (s->moves[i].src_parent == dir && s->moves[i].src_nlen == len &&
+			if (!s->moves[i].disp && s->moves[i].src_parent == dir &&
+			    s->moves[i].src_nlen == len &&
 			    !memcmp(s->moves[i].src_name, name, len))
 				rc = 0;
 		goto out;
@@ -3315,14 +3453,12 @@ static void fill_whole(struct s3s *s, struct s3n *n)
 	char *key = key_of(s, n, &err);
 	if (!key)
 		return;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/cache-XXXXXX", s->cache_dir);
-	int fd = mkstemp(path);
+	int mem;
+	int fd = stage_new_fd(s, n->rsize, &mem);
 	if (fd < 0) {
 		free(key);
 		return;
 	}
-	unlink(path);
 	uint64_t gen = n->ra_gen, size = n->rsize;
 	n->filling = 1;
 	struct s3_req rq = S3_REQ_INIT;
@@ -3333,7 +3469,7 @@ static void fill_whole(struct s3s *s, struct s3n *n)
 	int rc = req(s, &rq, &rs);
 	n->filling = 0;
 	if (rc == 0 && rs.got == size && n->fd < 0 && n->ra_gen == gen && !n->gone && clean(n)) {
-		n->fd = fd;
+		stage_adopt(s, n, fd, mem, size);
 		fd = -1;
 		cache_keep(s, n);
 	}
@@ -3491,6 +3627,8 @@ static ssize_t s_write(struct cvfs_store *st, uint64_t ino, const void *buf, siz
 				}
 				done += (size_t)w;
 			}
+			if (rc == 0 && n->memfd && off + len > n->msize)
+				rc = stage_charge(s, n, off + len);
 			if (rc == 0) {
 				rc = (ssize_t)len;
 				n->dirty = 1;
@@ -3523,6 +3661,8 @@ static int s_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 			rc = stage_mod(s, n);
 		if (rc == 0 && ftruncate(n->fd, (off_t)size) < 0)
 			rc = -errno;
+		if (rc == 0)
+			rc = stage_charge(s, n, size);
 		if (rc == 0)
 			n->dirty = 1;
 	}
@@ -3929,6 +4069,8 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		s->ra_max = s->ra_min;
 	s->cache_max = (uint64_t)opt_long(opts, nopts, "cache_max", 1L << 30);
 	s->cache_whole = (uint64_t)opt_long(opts, nopts, "cache_whole", 1 << 20);
+	s->stage_mem = (uint64_t)opt_long(opts, nopts, "stage_mem", 256 << 20);
+	s->stage_mem_file = (uint64_t)opt_long(opts, nopts, "stage_mem_file", 1 << 20);
 	const char *sy = cvfs_opt_get(opts, nopts, "sync");
 	if (sy && strcmp(sy, "close") && strcmp(sy, "fsync") && strcmp(sy, "writeback")) {
 		set_errmsg(errmsg, "s3 store: sync=%s: use sync=fsync (write-back, the default) or "
