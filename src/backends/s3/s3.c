@@ -1931,7 +1931,10 @@ static struct wop *wb_enqueue(struct s3s *s, int type, const char *key, const ch
 	return op;
 }
 
-/* An op that has not started will send nothing. */
+static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient);
+
+/* An op that has not started will send nothing.  May free nothing the
+ * caller holds: a node is freed by its last op only once it is dead. */
 static void wb_cancel(struct s3s *s, struct wop *op)
 {
 	if (!op || op->cancel || op->running)
@@ -1947,7 +1950,13 @@ static void wb_cancel(struct s3s *s, struct wop *op)
 	}
 	if (op->k[0]->last == op && op->type == W_UPLOAD)
 		op->k[0]->absent = 1; /* it never reaches S3 */
-	wb_now(s, op);
+	if (op->ndeps == 0) {
+		/* nothing before it: done here, without waking a thread */
+		list_del(s, op);
+		wb_finish(s, op, 0, 0);
+	} else {
+		wb_now(s, op);
+	}
 }
 
 /* Ops of n that will send something. */
@@ -2820,10 +2829,10 @@ static int s_inode_del(struct cvfs_store *st, uint64_t ino)
 			if (s->gone[i] == n)
 				s->gone[i] = s->gone[--s->ngone];
 		cvfs_htab_remove(&s->byino, &n->hi);
+		wb_cancel(s, n->upq);
+		wb_cancel(s, n->metaq);
 		if (n->wbref > 0) {
 			/* queued ops still point at it: the last one frees it */
-			wb_cancel(s, n->upq);
-			wb_cancel(s, n->metaq);
 			pend_del(s, n);
 			n->dead = 1;
 		} else {
