@@ -97,6 +97,15 @@ for delay in 0 2000; do
 		[ "$i" -gt 1 ] && rm "$M/t$((i - 1))" # unlink of other names
 	done
 	echo tmp >"$T/want/t12"
+	# a directory renamed with uploads queued inside (drains, then moves)
+	mkdir -p "$M/dd/in" "$T/want/ee/in"
+	for j in 1 2 3; do
+		head -c $((j * 1000)) /dev/urandom >"$T/want/ee/in/f$j"
+		cp "$T/want/ee/in/f$j" "$M/dd/in/f$j"
+	done
+	mv "$M/dd" "$M/ee"
+	echo late >"$M/ee/in/late"
+	echo late >"$T/want/ee/in/late"
 	# RENAME_EXCHANGE of two files whose uploads are queued
 	head -c 3000 /dev/urandom >"$T/want/x1"
 	head -c 4000 /dev/urandom >"$T/want/x2"
@@ -121,6 +130,19 @@ PY
 	diff -r "$T/want" "$T/back" || fail "wb_delay=$delay: the bucket differs from what was written"
 	echo "ok: per-key order, wb_delay=$delay"
 done
+
+# back-pressure: a queue of 4 ops, uploads held 60 s: 40 files still go
+# through (a full queue makes the writer wait and the held uploads go now)
+s3_mount "$M" -o store.wb_max_ops=4,store.wb_delay=60000
+mkdir "$M/bp"
+t0=$(date +%s)
+for i in $(seq 1 40); do echo "$i" >"$M/bp/f$i"; done
+t1=$(date +%s)
+[ $((t1 - t0)) -le 30 ] || fail "40 files through a queue of 4 took $((t1 - t0)) s"
+cvfs_umount "$M"
+n=$(s3_aws s3 ls "$B/bp/" | grep -c " f[0-9]*$") || true
+[ "$n" = 40 ] || fail "back-pressure: $n objects in bp/, not 40"
+echo "ok: back-pressure"
 
 # RENAME_EXCHANGE with sync=close: both objects swap in S3 (temporary keys)
 s3_mount "$M" -o store.sync=close
