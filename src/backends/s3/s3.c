@@ -3549,13 +3549,29 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		ssize_t r;
 		size_t done = 0;
 		lru_touch(s, n);
+		/* a disk stage is read without mu (a cold read waits for the disk;
+		 * the kernel sends several reads at once): through a dup, which
+		 * stays valid whatever happens to the stage meanwhile (writers
+		 * cannot run: lk is held shared) */
+		int fd = n->memfd ? n->fd : dup(n->fd);
+		int own = fd != n->fd;
+		if (fd < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (own)
+			pthread_mutex_unlock(&s->mu);
 		while (done < len) {
-			r = pread(n->fd, (char *)buf + done, len - done, (off_t)(off + done));
+			r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0)
 				break;
 			done += (size_t)r;
+		}
+		if (own) {
+			close(fd);
+			pthread_mutex_lock(&s->mu);
 		}
 		memset((char *)buf + done, 0, len - done);
 		rc = (ssize_t)len;
