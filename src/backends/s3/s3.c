@@ -43,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -153,6 +155,8 @@ struct wop {
 	int running, cancel, attempts, copied, logged;
 	int64_t not_before;
 	uint64_t bytes;
+	uint64_t jid; /* its number in the journal, or 0 */
+	int jdata;    /* logged with its bytes (J/s-ID) */
 	struct wop *next, *prev;   /* on the ready, delayed or retry list */
 	int lst;                   /* which of them (L_*) */
 	struct wop *anext, *aprev; /* on the list of all ops */
@@ -273,12 +277,20 @@ struct s3s {
 	int nlisting;           /* listings in flight */
 	uint64_t wb_errseq;
 	unsigned long long wb_ok, wb_retries, wb_failed, wb_cancelled;
+
+	/* the journal (journal=1): under mu */
+	int jfd, jlock; /* J/log, J/lock; -1: no journal */
+	char *jdir;
+	uint64_t jid;
 };
 
 static __thread int tl_write; /* this thread holds lk exclusive */
 
 static int wb_queue_upload(struct s3s *s, struct s3n *n);
 static int wb_wait_node(struct s3s *s, struct s3n *n);
+static void jlog_op(struct s3s *s, struct wop *op);
+static void jlog_done(struct s3s *s, struct wop *op);
+static void jlog_refresh(struct s3s *s, struct s3n *n);
 static int stage_mod(struct s3s *s, struct s3n *n);
 
 static inline struct s3s *S(struct cvfs_store *st)
@@ -1926,6 +1938,7 @@ static struct wop *wb_enqueue(struct s3s *s, int type, const char *key, const ch
 	s->all = op;
 	op->not_before =
 		(delay || s->wb_delay_all) && s->wb_delay_ns > 0 ? mono_ns() + s->wb_delay_ns : 0;
+	jlog_op(s, op);
 	if (op->ndeps == 0)
 		wb_ready(s, op);
 	return op;
@@ -2193,6 +2206,7 @@ static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient)
 	}
 	if (!op->cancel)
 		s->chg++;
+	jlog_done(s, op);
 	for (int i = 0; i < 2; i++) {
 		struct kst *k = op->k[i];
 		if (!k)
@@ -2735,6 +2749,8 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		if (s->wb && named && (n->remote || n->wbref) && differs) {
 			/* the marker goes up later, with the attributes of then */
 			n->marker = 1;
+			if (n->upq)
+				jlog_refresh(s, n);
 			rc = wb_queue_upload(s, n);
 			if (rc == 0)
 				persisted(n);
@@ -2788,6 +2804,8 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		if (!moving && s->wb) {
 			/* a copy onto itself later, with the attributes of then */
 			int err = 0;
+			if (n->metaq || n->upq)
+				jlog_refresh(s, n);
 			char *key = n->metaq || n->upq ? NULL : key_of(s, n, &err);
 			if (key && !(n->metaq = wb_enqueue(s, W_META, key, NULL, n, 0, 0)))
 				rc = -ENOMEM;
@@ -3749,6 +3767,8 @@ static int wb_flush(struct s3s *s, uint64_t ino, int closing, int wait)
 	int rc = 0, last = 0;
 	if (!clean(n) && n->parent && !n->gone) {
 		wb_room(s, n->upq ? 0 : n->a.size);
+		if (n->upq && !closing)
+			jlog_refresh(s, n); /* the bytes and attributes of this close */
 		rc = wb_queue_upload(s, n);
 	}
 	if (wait && rc == 0)
@@ -3933,6 +3953,11 @@ static void s_free(struct cvfs_store *st)
 		cvfs_htab_fini(&s->kmap);
 	}
 	free(s->wbt);
+	if (s->jfd >= 0)
+		close(s->jfd);
+	if (s->jlock >= 0)
+		close(s->jlock);
+	free(s->jdir);
 	pthread_cond_destroy(&s->wb_cv);
 	pthread_cond_destroy(&s->wb_done);
 	for (size_t i = 0; i < s->nmoves; i++)
@@ -4002,6 +4027,399 @@ static long opt_long(const struct cvfs_opt *opts, size_t nopts, const char *key,
 	return *end ? def : (long)d;
 }
 
+/* ---- write-back journal (journal=1; docs/s3.md, "Crash window") ----
+ *
+ * J/log: one line per queued op ("U", "X", "R", "C"), per later change of
+ * its attributes ("A") and per op done or cancelled ("D"); J/s-ID: the bytes
+ * of upload ID, copied from the stage when it is queued and again at every
+ * close while it waits.  Keys are hex.  The log is written (not fsynced): it
+ * survives the daemon being killed, not the machine losing power.  The next
+ * mount with the same cache_dir, bucket and prefix sends what is not "D". */
+
+static void hexs(char *dst, const char *src)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (; *src; src++) {
+		*dst++ = hx[(unsigned char)*src >> 4];
+		*dst++ = hx[(unsigned char)*src & 15];
+	}
+	*dst = 0;
+}
+
+static char *unhex(const char *h)
+{
+	size_t l = strlen(h) / 2;
+	char *o = malloc(l + 1);
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < l; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1) {
+			free(o);
+			return NULL;
+		}
+		o[i] = (char)v;
+	}
+	o[l] = 0;
+	return o;
+}
+
+static void jwrite(struct s3s *s, const char *line)
+{
+	size_t l = strlen(line), done = 0;
+	while (done < l) {
+		ssize_t w = write(s->jfd, line + done, l - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "chuk-vfs s3: journal write failed: %s\n", strerror(errno));
+			return;
+		}
+		done += (size_t)w;
+	}
+}
+
+static void jattrs(char *b, size_t sz, const struct cvfs_attr *a)
+{
+	snprintf(b, sz, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64, a->mode, a->uid, a->gid,
+		 a->mtime_ns, a->atime_ns, a->ctime_ns);
+}
+
+/* The bytes of upload op, from n's stage, into J/s-ID. */
+static void jdata(struct s3s *s, struct wop *op, struct s3n *n)
+{
+	char p[PATH_MAX], t[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/s-%" PRIu64, s->jdir, op->jid);
+	snprintf(t, sizeof(t), "%s/t-%" PRIu64, s->jdir, op->jid);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	int rc = n->fd >= 0 ? copy_fd(n->fd, fd, n->a.size) : 0;
+	close(fd);
+	/* a rename, so a daemon killed meanwhile leaves the old bytes whole */
+	if (rc || rename(t, p) < 0) {
+		fprintf(stderr, "chuk-vfs s3: journal: cannot keep the bytes of %s\n", op->key);
+		unlink(t);
+	}
+}
+
+static void jlog_op(struct s3s *s, struct wop *op)
+{
+	if (s->jfd < 0)
+		return;
+	op->jid = ++s->jid;
+	size_t kl = strlen(op->key), sl = op->src ? strlen(op->src) : 0;
+	size_t ll = op->n && op->n->link ? strlen(op->n->link) : 0;
+	char *line = malloc(2 * (kl + sl + ll) + 256);
+	char *hk = malloc(2 * kl + 1), *hs = malloc(2 * sl + 1), *hl = malloc(2 * ll + 1);
+	if (!line || !hk || !hs || !hl)
+		goto out;
+	hexs(hk, op->key);
+	hexs(hs, op->src ? op->src : "");
+	hexs(hl, op->n && op->n->link ? op->n->link : "");
+	char at[160] = "";
+	if (op->n)
+		jattrs(at, sizeof(at), &op->n->a);
+	switch (op->type) {
+	case W_UPLOAD: {
+		struct s3n *n = op->n;
+		char kind = n->dir ? 'd' : S_ISLNK(n->a.mode) ? 'l' : 'f';
+		if (kind == 'f' && !n->pending && !n->dirty) {
+			/* the attributes only: a copy onto itself */
+			sprintf(line, "C %" PRIu64 " %s %s\n", op->jid, hk, at);
+			break;
+		}
+		if (kind == 'f')
+			jdata(s, op, n);
+		op->jdata = kind == 'f';
+		sprintf(line, "U %" PRIu64 " %s %c %s %s\n", op->jid, hk, kind, at, hl[0] ? hl : "-");
+		break;
+	}
+	case W_DELETE:
+		sprintf(line, "X %" PRIu64 " %s\n", op->jid, hk);
+		break;
+	case W_RENAME:
+		sprintf(line, "R %" PRIu64 " %s %s\n", op->jid, hs, hk);
+		break;
+	default:
+		sprintf(line, "C %" PRIu64 " %s %s\n", op->jid, hk, at);
+	}
+	jwrite(s, line);
+out:
+	free(line);
+	free(hk);
+	free(hs);
+	free(hl);
+}
+
+/* A queued upload or chmod of n will carry n's attributes (and bytes) of
+ * when it starts: the journal follows. */
+static void jlog_refresh(struct s3s *s, struct s3n *n)
+{
+	if (s->jfd < 0)
+		return;
+	struct wop *ops[2] = {n->upq, n->metaq};
+	for (int i = 0; i < 2; i++) {
+		if (!ops[i] || !ops[i]->jid)
+			continue;
+		char at[160], line[200];
+		jattrs(at, sizeof(at), &n->a);
+		snprintf(line, sizeof(line), "A %" PRIu64 " %s\n", ops[i]->jid, at);
+		jwrite(s, line);
+		if (ops[i]->type != W_UPLOAD || n->dir || S_ISLNK(n->a.mode))
+			continue;
+		jdata(s, ops[i], n);
+		if (!ops[i]->jdata && (n->pending || n->dirty)) {
+			/* logged as a chmod, now with bytes: logged again */
+			struct wop *op = ops[i];
+			char *hk = malloc(2 * strlen(op->key) + 1), *l2 = NULL;
+			if (hk) {
+				hexs(hk, op->key);
+				if (asprintf(&l2, "U %" PRIu64 " %s f %s -\n", op->jid, hk, at) >= 0)
+					jwrite(s, l2);
+				free(l2);
+			}
+			free(hk);
+			op->jdata = 1;
+		}
+	}
+}
+
+static void jlog_done(struct s3s *s, struct wop *op)
+{
+	if (s->jfd < 0 || !op->jid)
+		return;
+	char line[64];
+	snprintf(line, sizeof(line), "D %" PRIu64 "\n", op->jid);
+	jwrite(s, line);
+	snprintf(line, sizeof(line), "%s/s-%" PRIu64, s->jdir, op->jid);
+	unlink(line);
+	if (s->wb_n == 1 && ftruncate(s->jfd, 0) == 0) /* this was the last: all sent */
+		s->jid = 0;
+}
+
+struct jop {
+	uint64_t id;
+	char t, kind;
+	char *key, *src, *link;
+	struct cvfs_attr a;
+	int done;
+};
+
+static int jparse_attrs(const char *p, struct cvfs_attr *a)
+{
+	return sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64, &a->mode, &a->uid, &a->gid,
+		      &a->mtime_ns, &a->atime_ns, &a->ctime_ns) == 6
+		       ? 0
+		       : -1;
+}
+
+/* Sends what the log of an earlier mount left, in order.  Stops at the
+ * first failure (the journal stays for the next mount).  Before any thread
+ * runs; mu held. */
+static int jreplay(struct s3s *s, char **errmsg)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/log", s->jdir);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	struct jop *v = NULL;
+	size_t n = 0, cap = 0;
+	char *line = NULL;
+	size_t lcap = 0;
+	while (getline(&line, &lcap, f) > 0) {
+		char t = line[0], w1[2100] = "", w2[2100] = "", w3[8] = "";
+		uint64_t id = 0;
+		if (sscanf(line + 1, "%" SCNu64, &id) != 1)
+			continue;
+		if (t == 'D' || t == 'A') {
+			for (size_t i = n; i-- > 0;) {
+				if (v[i].id != id)
+					continue;
+				if (t == 'D')
+					v[i].done = 1;
+				else
+					(void)jparse_attrs(strchr(line + 2, ' ') + 1, &v[i].a);
+				break;
+			}
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct jop *nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		struct jop *o = &v[n];
+		for (size_t i = n; i-- > 0;) {
+			if (v[i].id == id) { /* logged again (a chmod that got bytes) */
+				o = &v[i];
+				free(o->key);
+				free(o->src);
+				free(o->link);
+				break;
+			}
+		}
+		int again = o != &v[n];
+		memset(o, 0, sizeof(*o));
+		o->id = id;
+		o->t = t;
+		int k = 0, off = 0;
+		if (t == 'U' && sscanf(line + 1, "%*u %2099s %1s %n", w1, w3, &off) == 2 && off) {
+			o->kind = w3[0];
+			const char *q = line + 1 + off;
+			if (jparse_attrs(q, &o->a) == 0) {
+				const char *last = strrchr(line, ' ');
+				char lk[2100] = "";
+				sscanf(last + 1, "%2099s", lk);
+				o->link = strcmp(lk, "-") ? unhex(lk) : NULL;
+				k = 1;
+			}
+		} else if (t == 'X' && sscanf(line + 1, "%*u %2099s", w1) == 1) {
+			k = 1;
+		} else if (t == 'R' && sscanf(line + 1, "%*u %2099s %2099s", w2, w1) == 2) {
+			o->src = unhex(w2);
+			k = o->src != NULL;
+		} else if (t == 'C' && sscanf(line + 1, "%*u %2099s %n", w1, &off) == 1 && off) {
+			k = jparse_attrs(line + 1 + off, &o->a) == 0;
+		}
+		if (k)
+			o->key = unhex(w1);
+		if (k && o->key) {
+			if (!again)
+				n++;
+		} else if (again) {
+			o->done = 1; /* unreadable: the old entry goes too */
+		} else {
+			free(o->src);
+			free(o->link);
+		}
+	}
+	free(line);
+	fclose(f);
+	int rc = 0;
+	size_t sent = 0, left = 0;
+	for (size_t i = 0; i < n; i++)
+		left += !v[i].done;
+	if (left)
+		fprintf(stderr, "chuk-vfs s3: journal: sending %zu changes an earlier mount left\n",
+			left);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct jop *o = &v[i];
+		if (o->done)
+			continue;
+		if (o->t == 'U' && o->kind == 'f') {
+			snprintf(p, sizeof(p), "%s/s-%" PRIu64, s->jdir, o->id);
+			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			struct stat st;
+			if (fd < 0 || fstat(fd, &st) < 0) {
+				if (fd >= 0)
+					close(fd);
+				continue; /* no bytes kept: nothing to send */
+			}
+			struct metahdrs m;
+			meta_headers(&o->a, &m, NULL, NULL);
+			pthread_mutex_unlock(&s->mu);
+			if ((uint64_t)st.st_size >= s->mp_threshold) {
+				rc = multipart(s, o->key, fd, NULL, (uint64_t)st.st_size, m.h, NULL, 0);
+			} else {
+				struct s3_req rq = S3_REQ_INIT;
+				rq.method = "PUT";
+				rq.key = o->key;
+				rq.hdrs = m.h;
+				rq.body_fd = fd;
+				rq.body_len = (uint64_t)st.st_size;
+				struct s3_resp rs;
+				rc = s3c_do(s->c, &rq, &rs);
+				s3_resp_free(&rs);
+			}
+			pthread_mutex_lock(&s->mu);
+			close(fd);
+		} else if (o->t == 'U') {
+			rc = put_meta_object(s, o->key, &o->a, o->link, o->link ? strlen(o->link) : 0);
+		} else if (o->t == 'X') {
+			rc = simple(s, "DELETE", o->key, NULL, NULL, 0);
+		} else if (o->t == 'R') {
+			rc = copy_object(s, o->src, o->key, 0, NULL);
+			if (rc == -ENOENT)
+				rc = 0; /* the copy was done, the source deleted, before the end */
+			else if (rc == 0)
+				rc = simple(s, "DELETE", o->src, NULL, NULL, 0);
+		} else {
+			rc = copy_object(s, o->key, o->key, 0, &o->a);
+			if (rc == -ENOENT)
+				rc = 0;
+		}
+		if (rc == 0)
+			sent++;
+		else
+			set_errmsg(errmsg, "s3 store: journal %s: %s of %s failed (%s); %zu changes "
+					   "still to send, kept for the next mount",
+				   s->jdir, o->t == 'X' ? "delete" : o->t == 'R' ? "rename" : "upload",
+				   o->key, strerror(-rc), left - sent);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].src);
+		free(v[i].link);
+	}
+	free(v);
+	if (rc == 0) {
+		if (left)
+			fprintf(stderr, "chuk-vfs s3: journal: %zu changes sent\n", sent);
+		snprintf(p, sizeof(p), "%s/log", s->jdir);
+		unlink(p);
+		DIR *d = opendir(s->jdir);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strncmp(e->d_name, "s-", 2) || !strncmp(e->d_name, "t-", 2)) {
+				snprintf(p, sizeof(p), "%s/%s", s->jdir, e->d_name);
+				unlink(p);
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	return rc;
+}
+
+/* The journal directory for this bucket and prefix in cache_dir, locked. */
+static int jopen(struct s3s *s, const char *cd, const char *endpoint, char **errmsg)
+{
+	char id[2200];
+	snprintf(id, sizeof(id), "%s|%s|%s", endpoint ? endpoint : "", s->c->bucket, s->prefix);
+	if (asprintf(&s->jdir, "%s/chuk-vfs-s3-journal-%016" PRIx64, cd,
+		     cvfs_hash_bytes(id, strlen(id), 1)) < 0) {
+		s->jdir = NULL;
+		return -ENOMEM;
+	}
+	if (mkdir(s->jdir, 0700) < 0 && errno != EEXIST) {
+		set_errmsg(errmsg, "s3 store: journal %s: %s", s->jdir, strerror(errno));
+		return -errno;
+	}
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/lock", s->jdir);
+	s->jlock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->jlock < 0 || flock(s->jlock, LOCK_EX | LOCK_NB) < 0) {
+		set_errmsg(errmsg, "s3 store: journal %s is in use by another mount", s->jdir);
+		return -EBUSY;
+	}
+	pthread_mutex_lock(&s->mu);
+	int rc = jreplay(s, errmsg);
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		return rc;
+	snprintf(p, sizeof(p), "%s/log", s->jdir);
+	s->jfd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (s->jfd < 0) {
+		set_errmsg(errmsg, "s3 store: journal %s: %s", p, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Checks at open that the bucket answers, so a bad bucket, credentials or
  * endpoint fail the mount with a clear message rather than later requests. */
 static int check_bucket(struct s3s *s, char **errmsg)
@@ -4063,6 +4481,7 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	pthread_rwlock_init(&s->lk, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->mu, NULL);
+	s->jfd = s->jlock = -1;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -4171,6 +4590,13 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	if (rc) {
 		s_free(&s->base);
 		return rc;
+	}
+	if (s->wb && !s->readonly && opt_long(opts, nopts, "journal", 0)) {
+		rc = jopen(s, cd, conf.endpoint, errmsg);
+		if (rc) {
+			s_free(&s->base);
+			return rc;
+		}
 	}
 
 	struct s3n *r = node_new(s, CVFS_ROOT_INO, S_IFDIR | 0755);
