@@ -9,6 +9,10 @@
 #   s3_stop               stop it (by its PID) and wait
 #   s3_mount DIR [args]   cvfs_mount DIR -b s3 --bucket $S3_BUCKET --endpoint-url $S3_URL
 #   s3_aws ARGS...        aws --endpoint-url $S3_URL ARGS...
+#   s3_syncfs DIR         fsync(2) of the mount's root directory: the S3 store
+#                         sends everything queued (write-back) and waits for it
+#   s3_stat DIR METHOD    syncfs, then the count of METHOD requests (GET HEAD PUT
+#                         DELETE POST LIST) the store printed with CVFS_S3_STATS=1
 #   s3_cleanup            stop s3rver, remove the temp dirs (part of the EXIT trap)
 #
 # s3rver accepts the access key S3RVER (secret S3RVER); these are exported.
@@ -58,6 +62,17 @@ s3_free_port() {
 }
 
 s3_start() {
+	local try
+	# a port picked at random may be taken meanwhile: pick another
+	for try in 1 2 3 4 5; do
+		s3_start1 "$@" && return 0
+		[ -z "${1:-}" ] && grep -q EADDRINUSE "$S3_DATA.log" 2>/dev/null || return 1
+		S3_PORT=""
+	done
+	return 1
+}
+
+s3_start1() {
 	S3_PORT=${1:-${S3_PORT:-$(s3_free_port)}}
 	if [ -z "${S3_DATA:-}" ]; then
 		S3_DATA=$(mktemp -d /tmp/cvfs-s3rver.XXXXXX)
@@ -76,7 +91,7 @@ s3_start() {
 		fi
 		if ! kill -0 "$S3_PID" 2>/dev/null; then
 			echo "s3rver exited at start:" >&2
-			cat "$S3_DATA.log" >&2
+			tail -5 "$S3_DATA.log" >&2
 			S3_PID=""
 			return 1
 		fi
@@ -107,6 +122,15 @@ s3_mount() {
 
 s3_aws() {
 	aws --endpoint-url "$S3_URL" "$@"
+}
+
+s3_syncfs() {
+	python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"
+}
+
+s3_stat() {
+	s3_syncfs "$1"
+	grep -o "requests .*;" "$1.log" | tail -1 | grep -o "$2 [0-9]*" | grep -o '[0-9]*$'
 }
 
 s3_cleanup() {

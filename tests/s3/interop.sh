@@ -48,6 +48,7 @@ head -c 5000000 /dev/urandom >"$T/w"
 cp "$T/w" "$M/deep/w.bin"
 echo hello >"$M/new dir file"
 mkdir "$M/made"
+s3_syncfs "$M" # write-back: what close queued goes now
 s3_aws s3 cp --quiet "$B/deep/w.bin" "$T/w.back"
 cmp "$T/w" "$T/w.back" || fail "aws reads what the mount wrote"
 [ "$(s3_aws s3 cp "$B/new dir file" -)" = hello ] || fail "key with a space"
@@ -56,6 +57,7 @@ s3_aws s3api head-object --bucket "$S3_BUCKET" --key made/ >/dev/null || fail "m
 # modes and times set on the mount survive a remount (and are s3fs's names)
 chmod 600 "$M/one.bin"
 touch -d '2010-05-06 07:08:09 UTC' "$M/one.bin"
+s3_syncfs "$M"
 meta=$(s3_aws s3api head-object --bucket "$S3_BUCKET" --key one.bin --query Metadata --output text)
 grep -q 33152 <<<"$meta" || fail "x-amz-meta-mode: $meta"
 cvfs_umount "$M"
@@ -70,5 +72,26 @@ s3_aws s3 rm --quiet "$B/deep/tiny.txt"
 sleep 7
 [ "$(cat "$M/later.txt")" = tiny ] || fail "an object added by another client"
 [ ! -e "$M/deep/tiny.txt" ] || fail "an object removed by another client"
+
+# changes still queued at unmount: afterwards awscli sees exactly what the
+# mount showed (names, sizes, bytes)
+mv "$M/later.txt" "$M/deep/later-moved.txt"
+rm "$M/empty"
+mkdir -p "$M/n1/n2"
+head -c 300000 /dev/urandom >"$M/n1/n2/f"
+echo again >"$M/new dir file"
+ln -s one.bin "$M/link"
+(cd "$M" && find . -type f -printf '%P %s\n' | sort) >"$T/mount.list"
+mkdir "$T/view"
+(cd "$M" && find . -type f | while read -r f; do mkdir -p "$T/view/$(dirname "$f")"; cp "$f" "$T/view/$f"; done)
 cvfs_umount "$M"
+s3_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --query 'Contents[].[Key,Size]' --output text |
+	grep -v '/	0$' | grep -v '^link	' | awk -F'\t' '{print $1, $2}' | sort >"$T/aws.list"
+diff "$T/mount.list" "$T/aws.list" || fail "after unmount awscli sees another tree than the mount showed"
+mkdir "$T/back"
+s3_aws s3 sync --quiet "$B" "$T/back"
+rm -f "$T/back/link"
+find "$T/back" -type d -empty -delete
+diff -r "$T/view" "$T/back" || fail "after unmount the bytes differ from what the mount showed"
+[ "$(s3_aws s3 cp "$B/link" -)" = one.bin ] || fail "symlink target"
 echo PASS

@@ -43,6 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,6 +105,61 @@ struct s3n {
 	pthread_mutex_t io;
 	struct ra *ra;          /* read-ahead window, made at the first read */
 	uint64_t ra_gen;        /* bumped when the bytes may have changed */
+	/* the content cache: a clean stage kept after the upload, or a small
+	 * object fetched whole; on the LRU while nobody has it open */
+	struct s3n *lprev, *lnext;
+	uint64_t csize;         /* bytes charged to the cache while on the LRU */
+	unsigned inlru : 1;
+	unsigned filling : 1;   /* a read is fetching the whole object */
+	unsigned memfd : 1;     /* the stage is in memory (memfd), msize bytes charged */
+	uint64_t msize;
+	unsigned dead : 1;      /* deleted while write-back ops held it */
+	uint64_t wgen;          /* bumped by every change to the stage's bytes */
+	/* write-back (docs/s3.md): ops that hold this node */
+	int wbref;              /* queued or running ops naming it */
+	int ncancel;            /* of them, cancelled (they will send nothing) */
+	int wb_moves;           /* of them, renames not done (the key moves) */
+	int uploading;          /* uploads running from (a dup of) the stage */
+	struct wop *upq;        /* its upload, queued and not started */
+	struct wop *metaq;      /* its metadata copy, queued and not started */
+	uint64_t errseq;        /* bumped by each failed attempt of its ops */
+	int wb_err;             /* the last error of its ops */
+	int wb_perm;            /* an op given up on, until fsync reports it */
+};
+
+/* Write-back (docs/s3.md, "Write-back").  One op per S3 change; ops that
+ * touch the same key run in the order they were queued (each waits for the
+ * previous op on each of its keys: at most two keys, so at most two
+ * successors). */
+enum { W_UPLOAD = 1, W_DELETE, W_RENAME, W_META };
+
+struct kst {
+	struct cvfs_hnode h;
+	char *key;
+	struct wop *last;  /* the last op queued on the key, until it is done */
+	int nops;          /* ops not done that touch the key */
+	int absent;        /* after them the key does not exist */
+	uint64_t done_chg; /* s->chg when the last of them finished */
+	struct kst *inext; /* on the idle list */
+	unsigned inidle : 1;
+};
+
+struct wop {
+	int type;
+	char *key; /* the object written or deleted; RENAME: the destination */
+	char *src; /* RENAME: the source */
+	struct s3n *n;
+	struct kst *k[2];
+	struct wop *succ[2];
+	int nsucc, ndeps;
+	int running, cancel, attempts, copied, logged;
+	int64_t not_before;
+	uint64_t bytes;
+	uint64_t jid; /* its number in the journal, or 0 */
+	int jdata;    /* logged with its bytes (J/s-ID) */
+	struct wop *next, *prev;   /* on the ready, delayed or retry list */
+	int lst;                   /* which of them (L_*) */
+	struct wop *anext, *aprev; /* on the list of all ops */
 };
 
 /* One buffer of bytes read ahead: [off, off + len) of the object as it was
@@ -144,6 +202,8 @@ struct move {
 	uint64_t src_parent;
 	char *src_name;
 	size_t src_nlen;
+	int disp; /* only displaced so far (rename over it): a move if it is
+		   * named again in this transaction (RENAME_EXCHANGE) */
 };
 
 struct s3s {
@@ -182,9 +242,56 @@ struct s3s {
 	uint64_t ra_used;      /* atomic */
 	int head_threads;      /* parallel HEADs for a directory listing */
 	int ra_streams;        /* GETs that fill one window together */
+
+	/* the content cache (under mu) */
+	uint64_t cache_max;   /* bytes on the LRU at most; 0: no cache */
+	uint64_t cache_whole; /* objects up to this size are fetched whole at a read */
+	uint64_t cache_used;
+	struct s3n *lru_head, *lru_tail; /* most recent first */
+	uint64_t stage_mem;      /* memory stages (memfd) hold this much at most ... */
+	uint64_t stage_mem_file; /* ... each at most this big; beyond: a file on disk */
+	uint64_t mem_used;
+
+	/* write-back (under mu) */
+	int wb;                 /* 1: write-back; 0: sync=close (upload at close) */
+	int wb_threads;
+	int64_t wb_delay_ns;    /* uploads wait this long first (coalescing) */
+	int wb_delay_all;       /* every op does (tests: ops stay queued) */
+	int64_t wb_drain_ns;    /* unmount waits at most this long */
+	size_t wb_max_ops;      /* back-pressure: ops queued at most ... */
+	uint64_t wb_max_bytes;  /* ... and bytes of uploads queued */
+	pthread_t *wbt;
+	int wb_nthr;            /* threads started (lazily, after the daemon forked) */
+	int wb_stop;
+	int wb_hurry;           /* a sync waits: no delays */
+	struct wop *rd_head, *rd_tail; /* ready */
+	struct wop *dl_head, *dl_tail; /* ready after not_before (first uploads, FIFO) */
+	struct wop *rt_head, *rt_tail; /* waiting to be retried (unordered) */
+	struct wop *all;
+	size_t wb_n;            /* ops not done */
+	uint64_t wb_bytes;
+	pthread_cond_t wb_cv;   /* work for the threads */
+	pthread_cond_t wb_done; /* an op finished or failed an attempt */
+	struct cvfs_htab kmap;  /* key -> struct kst */
+	struct kst *kidle;      /* keys with no ops left, freed when no listing runs */
+	int nlisting;           /* listings in flight */
+	uint64_t wb_errseq;
+	unsigned long long wb_ok, wb_retries, wb_failed, wb_cancelled;
+
+	/* the journal (journal=1): under mu */
+	int jfd, jlock; /* J/log, J/lock; -1: no journal */
+	char *jdir;
+	uint64_t jid;
 };
 
 static __thread int tl_write; /* this thread holds lk exclusive */
+
+static int wb_queue_upload(struct s3s *s, struct s3n *n);
+static int wb_wait_node(struct s3s *s, struct s3n *n);
+static void jlog_op(struct s3s *s, struct wop *op);
+static void jlog_done(struct s3s *s, struct wop *op);
+static void jlog_refresh(struct s3s *s, struct s3n *n);
+static int stage_mod(struct s3s *s, struct s3n *n);
 
 static inline struct s3s *S(struct cvfs_store *st)
 {
@@ -266,8 +373,95 @@ static struct s3n *node_new(struct s3s *s, uint64_t ino, uint32_t mode)
 	return n;
 }
 
-static void stage_close(struct s3n *n)
+/* ---- the content cache: an LRU of clean stages ---- */
+
+static void lru_del(struct s3s *s, struct s3n *n)
 {
+	if (!n->inlru)
+		return;
+	if (n->lprev)
+		n->lprev->lnext = n->lnext;
+	else
+		s->lru_head = n->lnext;
+	if (n->lnext)
+		n->lnext->lprev = n->lprev;
+	else
+		s->lru_tail = n->lprev;
+	n->lprev = n->lnext = NULL;
+	n->inlru = 0;
+	s->cache_used -= n->csize;
+	n->csize = 0;
+}
+
+static void lru_front(struct s3s *s, struct s3n *n)
+{
+	n->lprev = NULL;
+	n->lnext = s->lru_head;
+	if (s->lru_head)
+		s->lru_head->lprev = n;
+	else
+		s->lru_tail = n;
+	s->lru_head = n;
+}
+
+/* A read hit: n becomes the most recently used. */
+static void lru_touch(struct s3s *s, struct s3n *n)
+{
+	if (!n->inlru || s->lru_head == n)
+		return;
+	uint64_t c = n->csize;
+	lru_del(s, n);
+	lru_front(s, n);
+	n->inlru = 1;
+	n->csize = c;
+	s->cache_used += c;
+}
+
+static void stage_close(struct s3s *s, struct s3n *n);
+
+/* Drops least recently used clean stages until the cache fits. */
+static void cache_trim(struct s3s *s)
+{
+	struct s3n *n = s->lru_tail;
+	while (n && s->cache_used > s->cache_max) {
+		struct s3n *p = n->lprev;
+		if (n->nopen == 0 && !n->uploading && !n->filling)
+			stage_close(s, n);
+		n = p;
+	}
+}
+
+static int clean(const struct s3n *n)
+{
+	return !(n->pending || n->dirty || n->metadirty);
+}
+
+/* n was closed for the last time, or its last op finished: a clean stage
+ * stays as a cache of the object (validated by ETag, size and
+ * LastModified like any metadata), or goes. */
+static void cache_keep(struct s3s *s, struct s3n *n)
+{
+	if (n->fd < 0 || n->inlru || !clean(n) || n->nopen > 0 || n->wbref > 0)
+		return;
+	if (!s->cache_max || n->a.size > s->cache_max || !n->parent || n->gone || n->dead) {
+		stage_close(s, n);
+		return;
+	}
+	lru_front(s, n);
+	n->inlru = 1;
+	n->csize = n->a.size;
+	s->cache_used += n->csize;
+	cache_trim(s);
+}
+
+static void stage_close(struct s3s *s, struct s3n *n)
+{
+	lru_del(s, n);
+	if (n->memfd) {
+		s->mem_used -= n->msize;
+		n->msize = 0;
+		n->memfd = 0;
+	}
 	if (n->fd >= 0) {
 		close(n->fd);
 		n->ra_gen++; /* what was read ahead may predate the stage */
@@ -344,7 +538,7 @@ static void ra_free(struct s3s *s, struct s3n *n)
 static void node_free(struct s3s *s, struct s3n *n)
 {
 	pend_del(s, n);
-	stage_close(n);
+	stage_close(s, n);
 	if (n->dir) {
 		free(n->dir->slots);
 		free(n->dir->freel);
@@ -537,8 +731,11 @@ static void apply_head(struct s3s *s, struct s3n *n, const struct s3_resp *rs)
 	if (!n->dir && (v = s3_resp_hdr(rs, "content-length")))
 		n->a.size = n->rsize = strtoull(v, NULL, 10);
 	if ((v = s3_resp_hdr(rs, "etag"))) {
-		if (strcmp(n->etag, v) != 0)
+		if (strcmp(n->etag, v) != 0) {
 			n->ra_gen++;
+			if (clean(n))
+				stage_close(s, n); /* the cached bytes are another version */
+		}
 		snprintf(n->etag, sizeof(n->etag), "%s", v);
 	}
 	if (parse_u32(s3_resp_hdr(rs, "x-amz-meta-mode"), &x) == 0) {
@@ -1029,11 +1226,71 @@ static int head_apply(struct s3s *s, struct s3n *n, int rc, const struct s3_resp
 	return rc;
 }
 
+/* ---- write-back: what the queued ops do to each key ---- */
+
+static int kst_eq(const struct cvfs_hnode *h, const void *key)
+{
+	return strcmp(((const struct kst *)h)->key, (const char *)key) == 0;
+}
+
+static struct kst *kst_find(struct s3s *s, const char *key)
+{
+	if (!s->kmap.b)
+		return NULL;
+	return (struct kst *)cvfs_htab_find(&s->kmap, cvfs_hash_bytes(key, strlen(key), 7), kst_eq,
+					    key);
+}
+
+static struct kst *kst_get(struct s3s *s, const char *key)
+{
+	struct kst *k = kst_find(s, key);
+	if (k)
+		return k;
+	k = calloc(1, sizeof(*k));
+	if (!k || !(k->key = strdup(key))) {
+		free(k);
+		return NULL;
+	}
+	k->h.hash = cvfs_hash_bytes(key, strlen(key), 7);
+	cvfs_htab_insert(&s->kmap, &k->h);
+	return k;
+}
+
+/* Frees the keys no op needs any more, unless a listing is in flight: its
+ * merge must know which keys changed while it was on the wire. */
+static void kst_sweep(struct s3s *s)
+{
+	if (s->nlisting)
+		return;
+	struct kst *k = s->kidle;
+	s->kidle = NULL;
+	while (k) {
+		struct kst *nx = k->inext;
+		k->inidle = 0;
+		if (k->nops == 0) {
+			cvfs_htab_remove(&s->kmap, &k->h);
+			free(k->key);
+			free(k);
+		}
+		k = nx;
+	}
+}
+
+/* Whether a listing fetched since chg0 must not show key: a delete (or the
+ * source of a rename) is queued, or finished after the listing began. */
+static int wb_hidden(struct s3s *s, const char *key, uint64_t chg0)
+{
+	struct kst *k = kst_find(s, key);
+	if (!k || !k->absent)
+		return 0;
+	return k->nops > 0 || k->done_chg > chg0;
+}
+
 /* ---- listings ---- */
 
 static int busy(const struct s3n *n)
 {
-	return n->pending || n->dirty || n->metadirty || n->nopen > 0;
+	return n->pending || n->dirty || n->metadirty || n->nopen > 0 || n->wbref > 0;
 }
 
 static void gone_add(struct s3s *s, struct s3n *n)
@@ -1081,11 +1338,25 @@ static void merge(struct s3s *s, struct s3n *dir, struct s3_list *l, uint64_t ch
 			dirs[nd++] = l->e[i].name;
 	if (dirs)
 		qsort(dirs, nd, sizeof(*dirs), cmp_str);
+	/* keys with a delete queued (or done while the listing was on the
+	 * wire) are not shown: the listing is older than our view */
+	int err = 0;
+	char *dkey = s->all || s->kidle ? key_of(s, dir, &err) : NULL;
+	size_t dkl = dkey ? strlen(dkey) : 0;
+	char kb[KEY_MAX + 2];
 	for (size_t i = 0; i < l->n; i++) {
 		struct s3_list_ent *e = &l->e[i];
 		size_t len = strlen(e->name);
 		if (!valid_name(e->name, len))
 			continue;
+		if (dkey && dkl + len + 1 <= KEY_MAX) {
+			memcpy(kb, dkey, dkl);
+			memcpy(kb + dkl, e->name, len);
+			kb[dkl + len] = '/';
+			kb[dkl + len + (e->isdir ? 1 : 0)] = 0;
+			if (wb_hidden(s, kb, chg0))
+				continue;
+		}
 		if (!e->isdir && dirs && nd &&
 		    bsearch(&e->name, dirs, nd, sizeof(*dirs), cmp_str))
 			continue;
@@ -1116,7 +1387,7 @@ static void merge(struct s3s *s, struct s3n *dir, struct s3_list *l, uint64_t ch
 				c->ra_gen++;
 				c->a.size = c->rsize = e->size;
 				snprintf(c->etag, sizeof(c->etag), "%s", e->etag);
-				stage_close(c);
+				stage_close(s, c);
 				free(c->link);
 				c->link = NULL;
 			}
@@ -1142,6 +1413,7 @@ static void merge(struct s3s *s, struct s3n *dir, struct s3_list *l, uint64_t ch
 		}
 	}
 	free(dirs);
+	free(dkey);
 	struct s3dir *d = dir->dir;
 	for (size_t i = 0; i < d->nslots; i++) {
 		struct s3n *c = d->slots[i];
@@ -1169,10 +1441,15 @@ static int ensure_listed(struct s3s *s, struct s3n *dir)
 		return err;
 	uint64_t chg0 = s->chg;
 	struct s3_list l;
+	s->nlisting++;
 	pthread_mutex_unlock(&s->mu);
 	int rc = s3c_list(s->c, key, 0, &l);
 	pthread_mutex_lock(&s->mu);
 	free(key);
+	if (!rc && !dir->gone)
+		merge(s, dir, &l, chg0);
+	s->nlisting--;
+	kst_sweep(s);
 	if (rc) {
 		if (d->listed) {
 			d->listed_at = mono_ns(); /* try again after ttl */
@@ -1180,27 +1457,145 @@ static int ensure_listed(struct s3s *s, struct s3n *dir)
 		}
 		return rc;
 	}
-	if (!dir->gone)
-		merge(s, dir, &l, chg0);
 	s3_list_free(&l);
 	return 0;
 }
 
 /* ---- the stage ---- */
 
-static int stage_open(struct s3s *s, struct s3n *n)
+/* Stages (and cached copies) live in memory (memfd) while they are small
+ * (stage_mem_file, 1 MiB) and all of them fit in stage_mem (256 MiB); others
+ * are unlinked files in cache_dir.  Creating and dropping a small file on a
+ * journaled disk filesystem costs a millisecond or more (ext4 here: inode,
+ * journal, discard at free), which bounded small-file writes at ~1000/s. */
+static int disk_fd(struct s3s *s)
 {
-	if (n->fd >= 0)
-		return 0;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/stage-XXXXXX", s->cache_dir);
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return -errno;
 	unlink(path);
+	return fd;
+}
+
+/* Makes room for need bytes of memory stages by dropping clean cached
+ * copies in memory, least recently used first.  mu held. */
+static void mem_evict(struct s3s *s, uint64_t need)
+{
+	struct s3n *n = s->lru_tail;
+	for (int k = 0; n && k < 256 && s->mem_used + need > s->stage_mem; k++) {
+		struct s3n *p = n->lprev;
+		if (n->memfd && n->nopen == 0 && !n->uploading && !n->filling)
+			stage_close(s, n);
+		n = p;
+	}
+}
+
+/* A new empty stage for about hint bytes; *mem says where it is. */
+static int stage_new_fd(struct s3s *s, uint64_t hint, int *mem)
+{
+	*mem = 0;
+	if (s->stage_mem && hint <= s->stage_mem_file) {
+		if (s->mem_used + hint + s->stage_mem_file > s->stage_mem)
+			mem_evict(s, hint + s->stage_mem_file);
+		if (s->mem_used + hint <= s->stage_mem) {
+			int fd = memfd_create("chuk-vfs-s3-stage", MFD_CLOEXEC);
+			if (fd >= 0) {
+				*mem = 1;
+				return fd;
+			}
+		}
+	}
+	return disk_fd(s);
+}
+
+static void stage_adopt(struct s3s *s, struct s3n *n, int fd, int mem, uint64_t size)
+{
 	n->fd = fd;
+	n->memfd = mem != 0;
+	n->msize = mem ? size : 0;
+	s->mem_used += n->msize;
 	n->ra_gen++;
+}
+
+static int stage_open_hint(struct s3s *s, struct s3n *n, uint64_t hint)
+{
+	if (n->fd >= 0)
+		return 0;
+	int mem;
+	int fd = stage_new_fd(s, hint, &mem);
+	if (fd < 0)
+		return fd;
+	stage_adopt(s, n, fd, mem, 0);
 	return 0;
+}
+
+static int stage_open(struct s3s *s, struct s3n *n)
+{
+	return stage_open_hint(s, n, 0);
+}
+
+/* Copies all of src into dst. */
+static int copy_fd(int src, int dst, uint64_t size)
+{
+	loff_t in = 0, out = 0;
+	while (in < (loff_t)size) {
+		ssize_t c = copy_file_range(src, &in, dst, &out, (size_t)((loff_t)size - in), 0);
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c <= 0) {
+			/* no copy_file_range between these two: by hand */
+			char buf[65536];
+			ssize_t r = pread(src, buf, sizeof(buf), in);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0 || pwrite(dst, buf, (size_t)r, out) != r)
+				return r < 0 ? -errno : -EIO;
+			in += r;
+			out += r;
+		}
+	}
+	return ftruncate(dst, (off_t)size) < 0 ? -errno : 0;
+}
+
+/* n's stage moves to a copy of itself: on disk (to_disk), or where a new
+ * stage of its size would go.  mu held. */
+static int stage_copy(struct s3s *s, struct s3n *n, int to_disk)
+{
+	struct stat st;
+	if (fstat(n->fd, &st) < 0)
+		return -errno;
+	int mem = 0;
+	int fd = to_disk ? disk_fd(s) : stage_new_fd(s, (uint64_t)st.st_size, &mem);
+	if (fd < 0)
+		return fd;
+	int rc = copy_fd(n->fd, fd, (uint64_t)st.st_size);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	if (n->memfd)
+		s->mem_used -= n->msize;
+	close(n->fd);
+	n->fd = fd;
+	n->memfd = mem != 0;
+	n->msize = mem ? (uint64_t)st.st_size : 0;
+	s->mem_used += n->msize;
+	return 0;
+}
+
+/* A memory stage now holds size bytes: charged; too big, or memory short,
+ * and it moves to disk.  mu held. */
+static int stage_charge(struct s3s *s, struct s3n *n, uint64_t size)
+{
+	if (!n->memfd)
+		return 0;
+	s->mem_used = s->mem_used - n->msize + size;
+	n->msize = size;
+	if (size <= s->stage_mem_file && s->mem_used <= s->stage_mem)
+		return 0;
+	return stage_copy(s, n, 1);
 }
 
 /* Makes sure n has a stage holding its current bytes (size n->a.size). */
@@ -1208,14 +1603,22 @@ static int ensure_stage(struct s3s *s, struct s3n *n)
 {
 	if (n->fd >= 0)
 		return 0;
-	int rc = stage_open(s, n);
+	if (n->wb_moves > 0) {
+		/* a rename is queued: S3 has the bytes at the new key once it ran */
+		int rc = wb_wait_node(s, n);
+		if (rc)
+			return rc;
+		if (n->fd >= 0)
+			return 0;
+	}
+	int rc = stage_open_hint(s, n, n->a.size);
 	if (rc)
 		return rc;
 	if (n->remote && !n->pending && n->a.size > 0) {
 		int err = 0;
 		char *key = key_of(s, n, &err);
 		if (!key) {
-			stage_close(n);
+			stage_close(s, n);
 			return err;
 		}
 		struct s3_req rq = S3_REQ_INIT;
@@ -1227,16 +1630,28 @@ static int ensure_stage(struct s3s *s, struct s3n *n)
 		free(key);
 		s3_resp_free(&rs);
 		if (rc) {
-			stage_close(n);
+			stage_close(s, n);
 			return rc;
 		}
 	}
-	if (ftruncate(n->fd, (off_t)n->a.size) < 0) {
-		rc = -errno;
-		stage_close(n);
+	if (ftruncate(n->fd, (off_t)n->a.size) < 0 || (rc = stage_charge(s, n, n->a.size))) {
+		rc = rc ? rc : -errno;
+		stage_close(s, n);
 		return rc;
 	}
 	return 0;
+}
+
+/* The stage is about to change: it leaves the cache, and if an upload is
+ * reading it (write-back), the node moves to a copy so the upload sends one
+ * version.  mu held, after ensure_stage. */
+static int stage_mod(struct s3s *s, struct s3n *n)
+{
+	lru_del(s, n);
+	n->wgen++;
+	if (!n->uploading || n->fd < 0)
+		return 0;
+	return stage_copy(s, n, 0);
 }
 
 /* Uploads what n owes S3.  mu and n->io held (or lk exclusive). */
@@ -1317,6 +1732,10 @@ static int keep_dir(struct s3s *s, struct s3n *dir)
 {
 	if (dir == s->root || dir->marker || dir->dir->count || !dir->remote || !dir->parent)
 		return 0;
+	if (s->wb) {
+		dir->marker = 1;
+		return wb_queue_upload(s, dir);
+	}
 	int err = 0;
 	char *key = key_of(s, dir, &err);
 	if (!key)
@@ -1329,6 +1748,625 @@ static int keep_dir(struct s3s *s, struct s3n *dir)
 		dir->chg = ++s->chg;
 	}
 	return rc;
+}
+
+/* ---- write-back: the queue and its threads (docs/s3.md) ---- */
+
+enum { L_NONE, L_READY, L_DELAYED, L_RETRY };
+
+static struct wop **list_head(struct s3s *s, int l, struct wop ***tail)
+{
+	switch (l) {
+	case L_READY:
+		*tail = &s->rd_tail;
+		return &s->rd_head;
+	case L_DELAYED:
+		*tail = &s->dl_tail;
+		return &s->dl_head;
+	default:
+		*tail = &s->rt_tail;
+		return &s->rt_head;
+	}
+}
+
+static void list_del(struct s3s *s, struct wop *op)
+{
+	if (op->lst == L_NONE)
+		return;
+	struct wop **tail, **head = list_head(s, op->lst, &tail);
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		*head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		*tail = op->prev;
+	op->next = op->prev = NULL;
+	op->lst = L_NONE;
+}
+
+static void list_add(struct s3s *s, struct wop *op, int l)
+{
+	struct wop **tail, **head = list_head(s, l, &tail);
+	op->next = NULL;
+	op->prev = *tail;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+	op->lst = l;
+}
+
+/* op may run (nothing before it on its keys): onto a list, a thread wakes. */
+static void wb_ready(struct s3s *s, struct wop *op)
+{
+	int l = L_READY;
+	if (!op->cancel && op->not_before > mono_ns())
+		l = op->attempts ? L_RETRY : L_DELAYED;
+	list_add(s, op, l);
+	pthread_cond_signal(&s->wb_cv);
+}
+
+/* Makes a waiting op run now (fsync, cancel). */
+static void wb_now(struct s3s *s, struct wop *op)
+{
+	op->not_before = 0;
+	if (op->lst == L_DELAYED || (op->lst == L_RETRY && op->cancel)) {
+		list_del(s, op);
+		list_add(s, op, L_READY);
+		pthread_cond_signal(&s->wb_cv);
+	}
+}
+
+static struct wop *wb_pick(struct s3s *s, int64_t now, int64_t *wake)
+{
+	struct wop *op = s->rd_head;
+	if (!op && s->dl_head) {
+		if (s->wb_hurry || s->dl_head->not_before <= now)
+			op = s->dl_head;
+		else
+			*wake = s->dl_head->not_before;
+	}
+	for (struct wop *r = s->rt_head; !op && r; r = r->next) {
+		if (r->not_before <= now)
+			op = r;
+		else if (r->not_before < *wake)
+			*wake = r->not_before;
+	}
+	if (op)
+		list_del(s, op);
+	return op;
+}
+
+static const char *wop_name(int t)
+{
+	return t == W_UPLOAD ? "upload" : t == W_DELETE ? "delete" : t == W_RENAME ? "rename" : "chmod";
+}
+
+static void *wb_main(void *arg);
+
+static int wb_start(struct s3s *s)
+{
+	if (s->wb_nthr)
+		return 0;
+	s->wbt = calloc((size_t)s->wb_threads, sizeof(*s->wbt));
+	for (int i = 0; s->wbt && i < s->wb_threads; i++)
+		if (pthread_create(&s->wbt[s->wb_nthr], NULL, wb_main, s) == 0)
+			s->wb_nthr++;
+	return s->wb_nthr ? 0 : -EAGAIN;
+}
+
+/* Back-pressure: waits (mu dropped) until the queue has room for an op of
+ * bytes.  Called before looking at what to queue, never while holding
+ * anything a thread of the queue needs (they take mu only). */
+static void wb_room(struct s3s *s, uint64_t bytes)
+{
+	while (s->wb_nthr && !s->wb_stop &&
+	       (s->wb_n >= s->wb_max_ops ||
+		(bytes && s->wb_n && s->wb_bytes + bytes > s->wb_max_bytes))) {
+		s->wb_hurry++;
+		pthread_cond_broadcast(&s->wb_cv);
+		pthread_cond_wait(&s->wb_done, &s->mu);
+		s->wb_hurry--;
+	}
+}
+
+static void kst_release(struct s3s *s, struct kst *k)
+{
+	if (k && k->nops == 0 && !k->inidle) {
+		k->inidle = 1;
+		k->inext = s->kidle;
+		s->kidle = k;
+	}
+}
+
+/* Queues an op (mu held).  delay: an upload, which waits wb_delay first so
+ * that a rename or unlink soon after can change or cancel it. */
+static struct wop *wb_enqueue(struct s3s *s, int type, const char *key, const char *src,
+			      struct s3n *n, uint64_t bytes, int delay)
+{
+	if (wb_start(s))
+		return NULL;
+	struct wop *op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->type = type;
+	op->key = strdup(key);
+	op->src = src ? strdup(src) : NULL;
+	if (op->key)
+		op->k[0] = kst_get(s, key);
+	if (op->src)
+		op->k[1] = kst_get(s, src);
+	if (!op->k[0] || (src && !op->k[1])) {
+		kst_release(s, op->k[0]);
+		kst_release(s, op->k[1]);
+		free(op->key);
+		free(op->src);
+		free(op);
+		return NULL;
+	}
+	if (op->k[1] == op->k[0])
+		op->k[1] = NULL;
+	for (int i = 0; i < 2; i++) {
+		struct kst *k = op->k[i];
+		if (!k)
+			continue;
+		if (k->last && k->last->nsucc < 2) {
+			k->last->succ[k->last->nsucc++] = op;
+			op->ndeps++;
+		}
+		k->last = op;
+		k->nops++;
+	}
+	op->k[0]->absent = type == W_DELETE;
+	if (op->k[1])
+		op->k[1]->absent = 1;
+	op->n = n;
+	if (n) {
+		n->wbref++;
+		if (type == W_RENAME)
+			n->wb_moves++;
+	}
+	op->bytes = bytes;
+	s->wb_n++;
+	s->wb_bytes += bytes;
+	op->anext = s->all;
+	if (s->all)
+		s->all->aprev = op;
+	s->all = op;
+	op->not_before =
+		(delay || s->wb_delay_all) && s->wb_delay_ns > 0 ? mono_ns() + s->wb_delay_ns : 0;
+	jlog_op(s, op);
+	if (op->ndeps == 0)
+		wb_ready(s, op);
+	return op;
+}
+
+static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient);
+
+/* An op that has not started will send nothing.  May free nothing the
+ * caller holds: a node is freed by its last op only once it is dead. */
+static void wb_cancel(struct s3s *s, struct wop *op)
+{
+	if (!op || op->cancel || op->running)
+		return;
+	op->cancel = 1;
+	struct s3n *n = op->n;
+	if (n) {
+		n->ncancel++;
+		if (n->upq == op)
+			n->upq = NULL;
+		if (n->metaq == op)
+			n->metaq = NULL;
+	}
+	if (op->k[0]->last == op && op->type == W_UPLOAD)
+		op->k[0]->absent = 1; /* it never reaches S3 */
+	if (op->ndeps == 0) {
+		/* nothing before it: done here, without waking a thread */
+		list_del(s, op);
+		wb_finish(s, op, 0, 0);
+	} else {
+		wb_now(s, op);
+	}
+}
+
+/* Ops of n that will send something. */
+static int wb_live(const struct s3n *n)
+{
+	return n->wbref - n->ncancel;
+}
+
+/* Queues n's upload (stage, symlink target or directory marker with its
+ * attributes) unless one is queued and not started: that one reads n when
+ * it starts, so it carries every change made meanwhile. */
+static int wb_queue_upload(struct s3s *s, struct s3n *n)
+{
+	if (n->upq || !n->parent || n->gone || n->dead)
+		return 0;
+	int err = 0;
+	char *key = key_of(s, n, &err);
+	if (!key)
+		return err;
+	uint64_t bytes = n->dir || S_ISLNK(n->a.mode) ? 0 : n->a.size;
+	n->upq = wb_enqueue(s, W_UPLOAD, key, NULL, n, bytes, 1);
+	free(key);
+	return n->upq ? 0 : -ENOMEM;
+}
+
+static void persisted_from(struct s3n *n, const struct cvfs_attr *a)
+{
+	n->pmode = a->mode;
+	n->puid = a->uid;
+	n->pgid = a->gid;
+	n->pmtime = a->mtime_ns;
+}
+
+/* Runs an upload op (mu held; dropped while on the wire).  The stage is
+ * read through a dup of its descriptor: a write meanwhile moves the node to
+ * a copy of the stage (stage_cow), so what goes up is one version. */
+static int wb_upload(struct s3s *s, struct wop *op, int *transient)
+{
+	struct s3n *n = op->n;
+	if (n->upq == op)
+		n->upq = NULL;
+	if (n->dead || !n->parent || n->gone)
+		return 0;
+	struct cvfs_attr a = n->a;
+	int rc;
+	if (!n->dir && !S_ISLNK(a.mode) && !n->pending && !n->dirty) {
+		/* only the attributes changed: a copy onto itself */
+		if (!meta_differs(n)) {
+			n->metadirty = 0;
+			return 0;
+		}
+		rc = copy_object(s, op->key, op->key, n->rsize, &a);
+		*transient = s3c_last_transient();
+		if (rc == 0) {
+			persisted_from(n, &a);
+			n->metadirty = meta_differs(n);
+			n->chg = ++s->chg;
+		}
+		return rc;
+	}
+	uint64_t gen = n->wgen;
+	struct metahdrs m;
+	meta_headers(&a, &m, NULL, NULL);
+	int fd = -1;
+	char *body = NULL;
+	size_t blen = 0;
+	if (S_ISLNK(a.mode)) {
+		body = n->link ? strdup(n->link) : NULL;
+		blen = body ? strlen(body) : 0;
+	} else if (!n->dir && a.size > 0) {
+		if (n->fd < 0)
+			return -EIO;
+		fd = dup(n->fd);
+		if (fd < 0)
+			return -errno;
+	}
+	n->uploading++;
+	char et[48] = "";
+	pthread_mutex_unlock(&s->mu);
+	if (fd >= 0 && a.size >= s->mp_threshold) {
+		rc = multipart(s, op->key, fd, NULL, a.size, m.h, et, sizeof(et));
+		*transient = rc == -EIO || rc == -ETIMEDOUT;
+	} else {
+		struct s3_req rq = S3_REQ_INIT;
+		rq.method = "PUT";
+		rq.key = op->key;
+		rq.hdrs = m.h;
+		if (fd >= 0) {
+			rq.body_fd = fd;
+			rq.body_len = a.size;
+		} else {
+			rq.body = body;
+			rq.blen = blen;
+		}
+		struct s3_resp rs;
+		rc = s3c_do(s->c, &rq, &rs);
+		*transient = s3c_last_transient();
+		const char *v = rc == 0 ? s3_resp_hdr(&rs, "etag") : NULL;
+		snprintf(et, sizeof(et), "%s", v ? v : "");
+		s3_resp_free(&rs);
+	}
+	pthread_mutex_lock(&s->mu);
+	n->uploading--;
+	if (fd >= 0)
+		close(fd);
+	free(body);
+	if (rc)
+		return rc;
+	if (n->dir)
+		n->marker = 1;
+	n->remote = 1;
+	n->pending = 0;
+	if (n->wgen == gen)
+		n->dirty = 0;
+	snprintf(n->etag, sizeof(n->etag), "%s", et);
+	n->rsize = a.size;
+	persisted_from(n, &a);
+	n->metadirty = !n->dir && meta_differs(n);
+	n->meta = 1;
+	n->meta_at = mono_ns();
+	n->chg = ++s->chg;
+	if (!clean(n) && n->nopen == 0)
+		(void)wb_queue_upload(s, n); /* changed while on the wire: again */
+	return 0;
+}
+
+/* Runs one op (mu held; dropped while on the wire). */
+static int wb_run(struct s3s *s, struct wop *op, int *transient)
+{
+	*transient = 0;
+	if (op->cancel)
+		return 0;
+	struct s3n *n = op->n;
+	int rc = 0;
+	switch (op->type) {
+	case W_UPLOAD:
+		return wb_upload(s, op, transient);
+	case W_DELETE:
+		rc = simple(s, "DELETE", op->key, NULL, NULL, 0);
+		*transient = s3c_last_transient();
+		return rc;
+	case W_META: {
+		if (n->metaq == op)
+			n->metaq = NULL;
+		if (n->dead || !meta_differs(n))
+			return 0;
+		struct cvfs_attr a = n->a;
+		rc = copy_object(s, op->key, op->key, n->rsize, &a);
+		*transient = s3c_last_transient();
+		if (rc == 0) {
+			persisted_from(n, &a);
+			n->chg = ++s->chg;
+		}
+		return rc;
+	}
+	case W_RENAME:
+		if (!op->copied) {
+			rc = copy_object(s, op->src, op->key, n->rsize, NULL);
+			*transient = s3c_last_transient();
+			if (rc)
+				return rc;
+			op->copied = 1;
+		}
+		rc = simple(s, "DELETE", op->src, NULL, NULL, 0);
+		*transient = s3c_last_transient();
+		if (rc == 0)
+			n->chg = ++s->chg;
+		return rc;
+	}
+	return -EINVAL;
+}
+
+static void node_free(struct s3s *s, struct s3n *n);
+
+/* The ops waiting behind a failing one fail with it (their fsync reports
+ * it rather than waiting for ever). */
+static void wb_blame(struct s3s *s, struct wop *op, int rc, int depth)
+{
+	for (int i = 0; i < op->nsucc && depth < 32; i++) {
+		struct wop *x = op->succ[i];
+		if (x->n) {
+			x->n->errseq++;
+			x->n->wb_err = rc;
+		}
+		wb_blame(s, x, rc, depth + 1);
+	}
+}
+
+static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient)
+{
+	op->running = 0;
+	struct s3n *n = op->n;
+	if (rc == -ENOMEM)
+		transient = 1;
+	if (rc && transient && !s->wb_stop) {
+		op->attempts++;
+		s->wb_retries++;
+		s->wb_errseq++;
+		if (n) {
+			n->errseq++;
+			n->wb_err = rc;
+		}
+		wb_blame(s, op, rc, 0);
+		if (!op->logged)
+			fprintf(stderr, "chuk-vfs s3: %s of %s failed (%s); retrying in the background\n",
+				wop_name(op->type), op->key, strerror(-rc));
+		op->logged = 1;
+		int sh = op->attempts - 1 < 5 ? op->attempts - 1 : 5;
+		int64_t d = 500000000LL << sh;
+		if (d > 10000000000LL)
+			d = 10000000000LL;
+		op->not_before = mono_ns() + d;
+		list_add(s, op, L_RETRY);
+		pthread_cond_broadcast(&s->wb_done);
+		return;
+	}
+	if (rc) {
+		s->wb_failed++;
+		s->wb_errseq++;
+		fprintf(stderr, "chuk-vfs s3: %s of %s failed for good (%s); dropped\n",
+			wop_name(op->type), op->key, strerror(-rc));
+		if (n) {
+			n->errseq++;
+			n->wb_err = rc;
+			n->wb_perm = rc;
+		}
+		wb_blame(s, op, rc, 0);
+	} else if (op->cancel) {
+		s->wb_cancelled++;
+	} else {
+		s->wb_ok++;
+		if (n && op->type == W_UPLOAD)
+			n->wb_err = 0;
+	}
+	if (!op->cancel)
+		s->chg++;
+	jlog_done(s, op);
+	for (int i = 0; i < 2; i++) {
+		struct kst *k = op->k[i];
+		if (!k)
+			continue;
+		k->nops--;
+		if (k->last == op)
+			k->last = NULL;
+		k->done_chg = s->chg;
+		kst_release(s, k);
+	}
+	for (int i = 0; i < op->nsucc; i++)
+		if (--op->succ[i]->ndeps == 0)
+			wb_ready(s, op->succ[i]);
+	if (n) {
+		n->wbref--;
+		if (op->cancel)
+			n->ncancel--;
+		if (op->type == W_RENAME)
+			n->wb_moves--;
+		if (n->upq == op)
+			n->upq = NULL;
+		if (n->metaq == op)
+			n->metaq = NULL;
+		if (n->wbref == 0 && n->dead)
+			node_free(s, n);
+		else if (n->wbref == 0)
+			cache_keep(s, n);
+	}
+	if (op->aprev)
+		op->aprev->anext = op->anext;
+	else
+		s->all = op->anext;
+	if (op->anext)
+		op->anext->aprev = op->aprev;
+	s->wb_n--;
+	s->wb_bytes -= op->bytes;
+	free(op->key);
+	free(op->src);
+	free(op);
+	kst_sweep(s);
+	pthread_cond_broadcast(&s->wb_done);
+}
+
+static void *wb_main(void *arg)
+{
+	struct s3s *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->wb_stop) {
+		int64_t wake = INT64_MAX;
+		struct wop *op = wb_pick(s, mono_ns(), &wake);
+		if (!op) {
+			if (wake == INT64_MAX) {
+				pthread_cond_wait(&s->wb_cv, &s->mu);
+			} else {
+				struct timespec ts = {wake / 1000000000, wake % 1000000000};
+				pthread_cond_timedwait(&s->wb_cv, &s->mu, &ts);
+			}
+			continue;
+		}
+		op->running = 1;
+		int tr = 0;
+		int rc = wb_run(s, op, &tr);
+		wb_finish(s, op, rc, tr);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* fsync of a file: its ops run now; waits until they are done or one of
+ * them (or one they wait for) failed an attempt.  mu held. */
+static int wb_wait_node(struct s3s *s, struct s3n *n)
+{
+	if (n->upq)
+		wb_now(s, n->upq);
+	uint64_t e0 = n->errseq;
+	int rc = 0;
+	s->wb_hurry++;
+	pthread_cond_broadcast(&s->wb_cv);
+	while (wb_live(n) > 0 && !s->wb_stop) {
+		if (n->errseq != e0) {
+			rc = n->wb_err ? n->wb_err : -EIO;
+			break;
+		}
+		pthread_cond_wait(&s->wb_done, &s->mu);
+	}
+	s->wb_hurry--;
+	if (!rc && n->wb_perm) {
+		rc = n->wb_perm;
+		n->wb_perm = 0;
+	}
+	return rc;
+}
+
+/* syncfs (fsync of a directory), a directory rename: waits until the queue
+ * is empty, or until an op failed an attempt (-EIO).  mu held. */
+static int wb_wait_all(struct s3s *s)
+{
+	uint64_t e0 = s->wb_errseq;
+	int rc = 0;
+	s->wb_hurry++;
+	pthread_cond_broadcast(&s->wb_cv);
+	while (s->wb_n > 0 && s->wb_nthr && !s->wb_stop) {
+		if (s->wb_errseq != e0) {
+			rc = -EIO;
+			break;
+		}
+		pthread_cond_wait(&s->wb_done, &s->mu);
+	}
+	s->wb_hurry--;
+	return rc;
+}
+
+/* Unmount: waits for the queue (failed ops are retried meanwhile) at most
+ * wb_drain, then stops the threads and logs every op given up.  mu held. */
+static void wb_drain(struct s3s *s)
+{
+	if (!s->wb_nthr)
+		return;
+	int64_t end = mono_ns() + s->wb_drain_ns, logged = 0;
+	s->wb_hurry++;
+	pthread_cond_broadcast(&s->wb_cv);
+	while (s->wb_n > 0) {
+		int64_t now = mono_ns();
+		if (now >= end)
+			break;
+		if (now >= logged + 5000000000LL) {
+			if (logged)
+				fprintf(stderr, "chuk-vfs s3: unmount: %zu changes still to send\n", s->wb_n);
+			logged = now;
+		}
+		int64_t w = end < now + 1000000000LL ? end : now + 1000000000LL;
+		struct timespec ts = {w / 1000000000, w % 1000000000};
+		pthread_cond_timedwait(&s->wb_done, &s->mu, &ts);
+	}
+	s->wb_hurry--;
+	s->wb_stop = 1;
+	pthread_cond_broadcast(&s->wb_cv);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < s->wb_nthr; i++)
+		pthread_join(s->wbt[i], NULL);
+	pthread_mutex_lock(&s->mu);
+	if (s->wb_n)
+		fprintf(stderr,
+			"chuk-vfs s3: unmount: gave up after %.0f s on %zu changes S3 did not take:\n",
+			(double)s->wb_drain_ns / 1e9, s->wb_n);
+	while (s->all) {
+		struct wop *op = s->all;
+		if (!op->cancel)
+			fprintf(stderr, "chuk-vfs s3:   %s %s%s%s (not sent)\n", wop_name(op->type),
+				op->src ? op->src : "", op->src ? " -> " : "", op->key);
+		s->all = op->anext;
+		list_del(s, op);
+		struct s3n *n = op->n;
+		if (n && --n->wbref == 0 && n->dead)
+			node_free(s, n);
+		free(op->key);
+		free(op->src);
+		free(op);
+	}
+	s->wb_n = 0;
 }
 
 /* ---- transactions ---- */
@@ -1501,6 +2539,42 @@ static int run_moves(struct s3s *s)
 	return rc;
 }
 
+/* A file rename, write-back: an upload not started yet goes to the new key
+ * instead; otherwise a copy and a delete, after what is queued on either
+ * key.  mu held. */
+static int wb_move(struct s3s *s, struct move *m)
+{
+	struct s3n *n = by_ino(s, m->ino);
+	int rc = 0;
+	if (n && n->parent && !n->gone) {
+		int err = 0;
+		char *dst = key_of(s, n, &err);
+		if (!dst)
+			return err;
+		if (n->upq && !n->upq->attempts) {
+			wb_cancel(s, n->upq);
+			if ((n->remote || wb_live(n) > 0) &&
+			    !wb_enqueue(s, W_DELETE, m->src_key, NULL, NULL, 0, 0))
+				rc = -ENOMEM;
+			if (rc == 0)
+				rc = wb_queue_upload(s, n);
+		} else if (n->remote || wb_live(n) > 0) {
+			if (!wb_enqueue(s, W_RENAME, dst, m->src_key, n, 0, 0))
+				rc = -ENOMEM;
+		}
+		free(dst);
+		n->chg = ++s->chg;
+	} else if (n && (n->remote || wb_live(n) > 0)) {
+		/* no name any more: the source just goes */
+		if (!wb_enqueue(s, W_DELETE, m->src_key, NULL, NULL, 0, 0))
+			rc = -ENOMEM;
+	}
+	struct s3n *op = by_ino(s, m->src_parent);
+	if (rc == 0 && op && op->dir)
+		rc = keep_dir(s, op);
+	return rc;
+}
+
 /* After a failure the cached view may be wrong: list again. */
 static void forget_listings_of_moves(struct s3s *s)
 {
@@ -1525,8 +2599,12 @@ static void run_pending(struct s3s *s)
 	struct s3n *n = s->pend;
 	while (n) {
 		struct s3n *next = n->pnext;
-		if (n->nopen == 0 && n->pend_seq < s->txn_seq && n->retry_at <= now)
+		if (n->nopen == 0 && n->pend_seq < s->txn_seq && s->wb) {
+			pend_del(s, n);
+			(void)wb_queue_upload(s, n);
+		} else if (n->nopen == 0 && n->pend_seq < s->txn_seq && n->retry_at <= now) {
 			(void)upload(s, n);
+		}
 		n = next;
 	}
 }
@@ -1537,9 +2615,33 @@ static int s_txn_end(struct cvfs_store *st, int commit)
 	int rc = 0;
 	pthread_mutex_lock(&s->mu);
 	if (tl_write) {
+		/* names only displaced (rename over them) are not moves */
+		size_t k = 0;
+		for (size_t i = 0; i < s->nmoves; i++) {
+			if (s->moves[i].disp)
+				move_free(&s->moves[i]);
+			else
+				s->moves[k++] = s->moves[i];
+		}
+		s->nmoves = k;
 		if (s->nmoves) {
-			if (commit)
-				rc = run_moves(s);
+			if (commit && s->wb && s->nmoves == 1 && !s->moves[0].isdir) {
+				rc = wb_move(s, &s->moves[0]);
+			} else if (commit) {
+				/* a directory (every key below it) or an exchange: on
+				 * S3 as it is once everything queued is done */
+				if (s->wb)
+					rc = wb_wait_all(s);
+				if (rc == 0)
+					rc = run_moves(s);
+				/* an exchanged file whose upload was cancelled when
+				 * it was displaced goes up again, at its new key */
+				for (size_t i = 0; s->wb && i < s->nmoves; i++) {
+					struct s3n *n = by_ino(s, s->moves[i].ino);
+					if (n && !clean(n) && n->nopen == 0)
+						(void)wb_queue_upload(s, n);
+				}
+			}
 			if (!commit || rc)
 				forget_listings_of_moves(s);
 			for (size_t i = 0; i < s->nmoves; i++)
@@ -1611,6 +2713,8 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 {
 	struct s3s *s = S(st);
 	pthread_mutex_lock(&s->mu);
+	if (s->wb)
+		wb_room(s, 0);
 	struct s3n *n = by_ino(s, a->ino);
 	int rc = 0;
 	if (!n) {
@@ -1641,8 +2745,18 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		 * (not when the core touches mtime for a change inside) */
 		int named = n->parent && n != s->root && !n->gone;
 		int set_time = a->mtime_ns != n->pmtime && a->mtime_ns != a->ctime_ns;
-		if (named && n->remote &&
-		    (a->mode != n->pmode || a->uid != n->puid || a->gid != n->pgid || set_time)) {
+		int differs = a->mode != n->pmode || a->uid != n->puid || a->gid != n->pgid || set_time;
+		if (s->wb && named && (n->remote || n->wbref) && differs) {
+			/* the marker goes up later, with the attributes of then */
+			n->marker = 1;
+			if (n->upq)
+				jlog_refresh(s, n);
+			rc = wb_queue_upload(s, n);
+			if (rc == 0)
+				persisted(n);
+			else
+				n->a = old;
+		} else if (named && n->remote && differs) {
 			int err = 0;
 			char *key = key_of(s, n, &err);
 			rc = key ? put_meta_object(s, key, &n->a, NULL, 0) : err;
@@ -1662,9 +2776,13 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		/* truncate(2)/O_TRUNC/growth: the stage takes the new size */
 		n->a.size = old.size;
 		rc = ensure_stage(s, n);
+		if (rc == 0)
+			rc = stage_mod(s, n);
 		n->a.size = a->size;
 		if (rc == 0 && ftruncate(n->fd, (off_t)a->size) < 0)
 			rc = -errno;
+		if (rc == 0)
+			rc = stage_charge(s, n, a->size);
 		if (rc) {
 			n->a = old;
 			pthread_mutex_unlock(&s->mu);
@@ -1683,7 +2801,20 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		int moving = 0;
 		for (size_t i = 0; i < s->nmoves; i++)
 			moving |= s->moves[i].ino == n->ino;
-		if (!moving) {
+		if (!moving && s->wb) {
+			/* a copy onto itself later, with the attributes of then */
+			int err = 0;
+			if (n->metaq || n->upq)
+				jlog_refresh(s, n);
+			char *key = n->metaq || n->upq ? NULL : key_of(s, n, &err);
+			if (key && !(n->metaq = wb_enqueue(s, W_META, key, NULL, n, 0, 0)))
+				rc = -ENOMEM;
+			else if (!key && err)
+				rc = err;
+			free(key);
+			if (rc)
+				n->a = old;
+		} else if (!moving) {
 			int err = 0;
 			char *key = key_of(s, n, &err);
 			rc = key ? copy_object(s, key, key, n->rsize, &n->a) : err;
@@ -1716,7 +2847,15 @@ static int s_inode_del(struct cvfs_store *st, uint64_t ino)
 			if (s->gone[i] == n)
 				s->gone[i] = s->gone[--s->ngone];
 		cvfs_htab_remove(&s->byino, &n->hi);
-		node_free(s, n);
+		wb_cancel(s, n->upq);
+		wb_cancel(s, n->metaq);
+		if (n->wbref > 0) {
+			/* queued ops still point at it: the last one frees it */
+			pend_del(s, n);
+			n->dead = 1;
+		} else {
+			node_free(s, n);
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -1763,6 +2902,8 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&s->mu);
+	if (s->wb)
+		wb_room(s, 0);
 	struct s3n *d = by_ino(s, dir), *n = by_ino(s, ino);
 	int rc = 0;
 	if (!d || d->gone || !n) {
@@ -1781,6 +2922,25 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		goto out;
 	int renamed = n->parent != 0;
 	struct move mv = {0};
+	if (s->nmoves + 2 > s->capmoves) {
+		size_t nc = s->capmoves ? s->capmoves * 2 : 4;
+		struct move *t = realloc(s->moves, nc * sizeof(*t));
+		if (!t) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s->moves = t;
+		s->capmoves = nc;
+	}
+	/* displaced earlier in this transaction and named again: the second
+	 * half of an exchange, a move from where it was */
+	int exch = 0;
+	for (size_t i = 0; !renamed && i < s->nmoves; i++) {
+		if (s->moves[i].disp && s->moves[i].ino == n->ino) {
+			exch = 1;
+			s->moves[i].disp = 0;
+		}
+	}
 	if (renamed) {
 		int err = 0;
 		mv.ino = n->ino;
@@ -1794,17 +2954,6 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 			rc = mv.src_key ? -ENOMEM : err;
 			goto out;
 		}
-		if (s->nmoves == s->capmoves) {
-			size_t nc = s->capmoves ? s->capmoves * 2 : 4;
-			struct move *t = realloc(s->moves, nc * sizeof(*t));
-			if (!t) {
-				move_free(&mv);
-				rc = -ENOMEM;
-				goto out;
-			}
-			s->moves = t;
-			s->capmoves = nc;
-		}
 	}
 	if (x) {
 		/* displaced (rename over it): its object is overwritten */
@@ -1813,6 +2962,19 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 			move_free(&mv);
 			goto out;
 		}
+		if (s->wb) {
+			wb_cancel(s, x->upq);
+			wb_cancel(s, x->metaq);
+		}
+		int err = 0;
+		struct move dm = {.ino = x->ino, .isdir = x->dir != NULL, .src_parent = x->parent,
+				  .src_nlen = x->nlen, .disp = 1};
+		dm.src_key = key_of(s, x, &err);
+		dm.src_name = strndup(x->name, x->nlen);
+		if (dm.src_key && dm.src_name)
+			s->moves[s->nmoves++] = dm;
+		else
+			move_free(&dm);
 		detach(s, x);
 	}
 	if (renamed)
@@ -1823,6 +2985,8 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		char *key = key_of(s, n, &err);
 		if (!key)
 			rc = err;
+		else if (!renamed && s->wb && (n->dir || S_ISLNK(n->a.mode)))
+			rc = wb_queue_upload(s, n); /* the marker or the target, later */
 		else if (!renamed && n->dir)
 			rc = put_meta_object(s, key, &n->a, NULL, 0);
 		else if (!renamed && S_ISLNK(n->a.mode))
@@ -1838,6 +3002,12 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	(void)type;
 	if (renamed) {
 		s->moves[s->nmoves++] = mv;
+	} else if (exch) {
+		/* the move was recorded when it was displaced */
+	} else if (s->wb && (n->dir || S_ISLNK(n->a.mode))) {
+		n->pending = 1; /* until the upload is done */
+		n->marker = n->dir != NULL;
+		persisted(n);
 	} else if (n->dir || S_ISLNK(n->a.mode)) {
 		n->remote = 1;
 		n->marker = n->dir != NULL;
@@ -1856,6 +3026,8 @@ static int s_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, siz
 {
 	struct s3s *s = S(st);
 	pthread_mutex_lock(&s->mu);
+	if (s->wb)
+		wb_room(s, 0);
 	struct s3n *d = by_ino(s, dir);
 	int rc = 0;
 	if (!d || !d->dir) {
@@ -1867,12 +3039,37 @@ static int s_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		/* the second half of a rename: the move runs at commit */
 		rc = -ENOENT;
 		for (size_t i = 0; i < s->nmoves; i++)
-			if (s->moves[i].src_parent == dir && s->moves[i].src_nlen == len &&
+			if (!s->moves[i].disp && s->moves[i].src_parent == dir &&
+			    s->moves[i].src_nlen == len &&
 			    !memcmp(s->moves[i].src_name, name, len))
 				rc = 0;
 		goto out;
 	}
-	if (n->remote && !n->pending) {
+	if (s->wb) {
+		rc = keep_bytes(s, n);
+		if (rc)
+			goto out;
+		int err = 0;
+		char *key = key_of(s, n, &err);
+		if (!key) {
+			rc = err;
+			goto out;
+		}
+		/* an upload or chmod not started yet is not needed any more;
+		 * S3 may have the key (now, or once a running op is done):
+		 * delete it after them */
+		wb_cancel(s, n->upq);
+		wb_cancel(s, n->metaq);
+		if (n->remote || wb_live(n) > 0) {
+			if (!wb_enqueue(s, W_DELETE, key, NULL, NULL, 0, 0))
+				rc = -ENOMEM;
+		}
+		free(key);
+		if (rc)
+			goto out;
+		n->remote = 0;
+		n->marker = 0;
+	} else if (n->remote && !n->pending) {
 		rc = keep_bytes(s, n);
 		int err = 0;
 		char *key = rc ? NULL : key_of(s, n, &err);
@@ -2026,8 +3223,9 @@ static int s_dir_empty(struct cvfs_store *st, uint64_t dir)
 	else if (!d->dir)
 		rc = -ENOTDIR;
 	else {
-		/* before removing a directory, look again: others may have filled it */
-		if (d->remote)
+		/* before removing a directory, look again: others may have filled
+		 * it (write-back: unless the listing is younger than list_ttl) */
+		if (d->remote && !s->wb)
 			d->dir->listed_at = 0;
 		rc = ensure_listed(s, d);
 		if (rc == 0)
@@ -2272,6 +3470,42 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t g
 	return (ssize_t)len;
 }
 
+/* A small object read for the first time is fetched whole into a cache
+ * file (one GET, the size of a read-ahead window anyway): later reads, after
+ * the kernel dropped its pages or at the next open, are served from it.
+ * mu held (dropped while on the wire); errors leave the usual path. */
+static void fill_whole(struct s3s *s, struct s3n *n)
+{
+	int err = 0;
+	char *key = key_of(s, n, &err);
+	if (!key)
+		return;
+	int mem;
+	int fd = stage_new_fd(s, n->rsize, &mem);
+	if (fd < 0) {
+		free(key);
+		return;
+	}
+	uint64_t gen = n->ra_gen, size = n->rsize;
+	n->filling = 1;
+	struct s3_req rq = S3_REQ_INIT;
+	rq.method = "GET";
+	rq.key = key;
+	rq.sink_fd = fd;
+	struct s3_resp rs;
+	int rc = req(s, &rq, &rs);
+	n->filling = 0;
+	if (rc == 0 && rs.got == size && n->fd < 0 && n->ra_gen == gen && !n->gone && clean(n)) {
+		stage_adopt(s, n, fd, mem, size);
+		fd = -1;
+		cache_keep(s, n);
+	}
+	s3_resp_free(&rs);
+	if (fd >= 0)
+		close(fd);
+	free(key);
+}
+
 static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
 	struct s3s *s = S(st);
@@ -2319,16 +3553,43 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		rc = (ssize_t)len;
 		goto out;
 	}
+	if (n->fd < 0 && n->wb_moves > 0) {
+		/* a rename is queued: the bytes are at the new key once it ran */
+		rc = wb_wait_node(s, n);
+		if (rc)
+			goto out;
+	}
+	if (n->fd < 0 && s->cache_max && S_ISREG(n->a.mode) && n->remote && !n->pending &&
+	    !n->filling && n->parent && n->rsize > 0 && n->rsize <= s->cache_whole &&
+	    n->rsize <= s->cache_max)
+		fill_whole(s, n);
 	if (n->fd >= 0) {
 		ssize_t r;
 		size_t done = 0;
+		lru_touch(s, n);
+		/* a disk stage is read without mu (a cold read waits for the disk;
+		 * the kernel sends several reads at once): through a dup, which
+		 * stays valid whatever happens to the stage meanwhile (writers
+		 * cannot run: lk is held shared) */
+		int fd = n->memfd ? n->fd : dup(n->fd);
+		int own = fd != n->fd;
+		if (fd < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (own)
+			pthread_mutex_unlock(&s->mu);
 		while (done < len) {
-			r = pread(n->fd, (char *)buf + done, len - done, (off_t)(off + done));
+			r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0)
 				break;
 			done += (size_t)r;
+		}
+		if (own) {
+			close(fd);
+			pthread_mutex_lock(&s->mu);
 		}
 		memset((char *)buf + done, 0, len - done);
 		rc = (ssize_t)len;
@@ -2394,6 +3655,8 @@ static ssize_t s_write(struct cvfs_store *st, uint64_t ino, const void *buf, siz
 		rc = -EISDIR;
 	} else {
 		rc = ensure_stage(s, n);
+		if (rc == 0)
+			rc = stage_mod(s, n);
 		if (rc == 0) {
 			size_t done = 0;
 			while (done < len) {
@@ -2407,6 +3670,8 @@ static ssize_t s_write(struct cvfs_store *st, uint64_t ino, const void *buf, siz
 				}
 				done += (size_t)w;
 			}
+			if (rc == 0 && n->memfd && off + len > n->msize)
+				rc = stage_charge(s, n, off + len);
 			if (rc == 0) {
 				rc = (ssize_t)len;
 				n->dirty = 1;
@@ -2435,8 +3700,12 @@ static int s_truncate(struct cvfs_store *st, uint64_t ino, uint64_t size)
 		} else {
 			rc = ensure_stage(s, n);
 		}
+		if (rc == 0)
+			rc = stage_mod(s, n);
 		if (rc == 0 && ftruncate(n->fd, (off_t)size) < 0)
 			rc = -errno;
+		if (rc == 0)
+			rc = stage_charge(s, n, size);
 		if (rc == 0)
 			n->dirty = 1;
 	}
@@ -2485,8 +3754,39 @@ static int s_open(struct cvfs_store *st, uint64_t ino, int flags)
 	return rc;
 }
 
+/* close, fsync and the last release, write-back: the upload is queued
+ * (fsync waits for it).  lk held shared. */
+static int wb_flush(struct s3s *s, uint64_t ino, int closing, int wait)
+{
+	pthread_mutex_lock(&s->mu);
+	struct s3n *n = by_ino(s, ino);
+	if (!n) {
+		pthread_mutex_unlock(&s->mu);
+		return 0;
+	}
+	int rc = 0, last = 0;
+	if (!clean(n) && n->parent && !n->gone) {
+		wb_room(s, n->upq ? 0 : n->a.size);
+		if (n->upq && !closing)
+			jlog_refresh(s, n); /* the bytes and attributes of this close */
+		rc = wb_queue_upload(s, n);
+	}
+	if (wait && rc == 0)
+		rc = wb_wait_node(s, n);
+	if (closing && n->nopen > 0 && --n->nopen == 0) {
+		last = 1;
+		cache_keep(s, n);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (last)
+		ra_release(s, n, 0); /* the window lives while the file is open */
+	return rc;
+}
+
 static int flush_node(struct s3s *s, uint64_t ino, int closing)
 {
+	if (s->wb)
+		return wb_flush(s, ino, closing, 0);
 	pthread_mutex_lock(&s->mu);
 	struct s3n *n = by_ino(s, ino);
 	if (!n) {
@@ -2504,7 +3804,7 @@ static int flush_node(struct s3s *s, uint64_t ino, int closing)
 		if (n->nopen == 0) {
 			last = 1;
 			if (rc == 0 && !busy(n))
-				stage_close(n);
+				cache_keep(s, n);
 			else if (busy(n))
 				pend_add(s, n); /* retried later (sync, a later txn, unmount) */
 		}
@@ -2534,7 +3834,21 @@ static int s_release(struct cvfs_store *st, uint64_t ino)
 	return rc;
 }
 
-static int sync_all(struct s3s *s)
+/* Uploads (or, write-back, queues) everything owed; then, write-back,
+ * waits for the queue: until it is empty or an op failed (sync), or as
+ * long as wb_drain allows (unmount). */
+static void print_stats(struct s3s *s)
+{
+	char b[256];
+	s3c_stats(s->c, b, sizeof(b));
+	pthread_mutex_lock(&s->mu);
+	fprintf(stderr, "chuk-vfs s3 stats: requests %s; write-back ops %llu done, %llu cancelled, "
+			"%llu retried, %llu failed, %zu queued\n",
+		b, s->wb_ok, s->wb_cancelled, s->wb_retries, s->wb_failed, s->wb_n);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int sync_all(struct s3s *s, int unmount)
 {
 	int first = 0;
 	run_aborts(s);
@@ -2563,6 +3877,19 @@ static int sync_all(struct s3s *s)
 			first = rc;
 	}
 	free(inos);
+	if (s->wb) {
+		pthread_mutex_lock(&s->mu);
+		int rc = 0;
+		if (unmount)
+			wb_drain(s);
+		else
+			rc = wb_wait_all(s);
+		pthread_mutex_unlock(&s->mu);
+		if (rc && !first)
+			first = rc;
+	}
+	if (!unmount && getenv("CVFS_S3_STATS"))
+		print_stats(s); /* tests count requests around a syncfs */
 	return first;
 }
 
@@ -2571,7 +3898,7 @@ static int s_sync(struct cvfs_store *st, uint64_t ino, int datasync)
 	struct s3s *s = S(st);
 	(void)datasync;
 	pthread_rwlock_rdlock(&s->lk);
-	int rc = ino ? flush_node(s, ino, 0) : sync_all(s);
+	int rc = ino ? (s->wb ? wb_flush(s, ino, 0, 1) : flush_node(s, ino, 0)) : sync_all(s, 0);
 	pthread_rwlock_unlock(&s->lk);
 	return rc;
 }
@@ -2595,9 +3922,16 @@ static void s_free(struct cvfs_store *st)
 		return;
 	if (s->root && !s->readonly) {
 		pthread_rwlock_rdlock(&s->lk);
-		(void)sync_all(s);
+		(void)sync_all(s, 1);
 		pthread_rwlock_unlock(&s->lk);
 	}
+	if (s->wb_nthr && !s->wb_stop) { /* readonly, or no root: stop the threads */
+		pthread_mutex_lock(&s->mu);
+		wb_drain(s);
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (s->c && getenv("CVFS_S3_STATS"))
+		print_stats(s);
 	size_t pos = 0;
 	struct cvfs_hnode *h = s->byino.b ? cvfs_htab_next(&s->byino, &pos, NULL) : NULL;
 	while (h) {
@@ -2607,6 +3941,25 @@ static void s_free(struct cvfs_store *st)
 	}
 	cvfs_htab_fini(&s->byino);
 	cvfs_htab_fini(&s->byname);
+	if (s->kmap.b) {
+		pos = 0;
+		h = cvfs_htab_next(&s->kmap, &pos, NULL);
+		while (h) {
+			struct cvfs_hnode *nx = cvfs_htab_next(&s->kmap, &pos, h);
+			free(((struct kst *)h)->key);
+			free(h);
+			h = nx;
+		}
+		cvfs_htab_fini(&s->kmap);
+	}
+	free(s->wbt);
+	if (s->jfd >= 0)
+		close(s->jfd);
+	if (s->jlock >= 0)
+		close(s->jlock);
+	free(s->jdir);
+	pthread_cond_destroy(&s->wb_cv);
+	pthread_cond_destroy(&s->wb_done);
 	for (size_t i = 0; i < s->nmoves; i++)
 		move_free(&s->moves[i]);
 	free(s->moves);
@@ -2674,6 +4027,399 @@ static long opt_long(const struct cvfs_opt *opts, size_t nopts, const char *key,
 	return *end ? def : (long)d;
 }
 
+/* ---- write-back journal (journal=1; docs/s3.md, "Crash window") ----
+ *
+ * J/log: one line per queued op ("U", "X", "R", "C"), per later change of
+ * its attributes ("A") and per op done or cancelled ("D"); J/s-ID: the bytes
+ * of upload ID, copied from the stage when it is queued and again at every
+ * close while it waits.  Keys are hex.  The log is written (not fsynced): it
+ * survives the daemon being killed, not the machine losing power.  The next
+ * mount with the same cache_dir, bucket and prefix sends what is not "D". */
+
+static void hexs(char *dst, const char *src)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (; *src; src++) {
+		*dst++ = hx[(unsigned char)*src >> 4];
+		*dst++ = hx[(unsigned char)*src & 15];
+	}
+	*dst = 0;
+}
+
+static char *unhex(const char *h)
+{
+	size_t l = strlen(h) / 2;
+	char *o = malloc(l + 1);
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < l; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1) {
+			free(o);
+			return NULL;
+		}
+		o[i] = (char)v;
+	}
+	o[l] = 0;
+	return o;
+}
+
+static void jwrite(struct s3s *s, const char *line)
+{
+	size_t l = strlen(line), done = 0;
+	while (done < l) {
+		ssize_t w = write(s->jfd, line + done, l - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "chuk-vfs s3: journal write failed: %s\n", strerror(errno));
+			return;
+		}
+		done += (size_t)w;
+	}
+}
+
+static void jattrs(char *b, size_t sz, const struct cvfs_attr *a)
+{
+	snprintf(b, sz, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64, a->mode, a->uid, a->gid,
+		 a->mtime_ns, a->atime_ns, a->ctime_ns);
+}
+
+/* The bytes of upload op, from n's stage, into J/s-ID. */
+static void jdata(struct s3s *s, struct wop *op, struct s3n *n)
+{
+	char p[PATH_MAX], t[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/s-%" PRIu64, s->jdir, op->jid);
+	snprintf(t, sizeof(t), "%s/t-%" PRIu64, s->jdir, op->jid);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	int rc = n->fd >= 0 ? copy_fd(n->fd, fd, n->a.size) : 0;
+	close(fd);
+	/* a rename, so a daemon killed meanwhile leaves the old bytes whole */
+	if (rc || rename(t, p) < 0) {
+		fprintf(stderr, "chuk-vfs s3: journal: cannot keep the bytes of %s\n", op->key);
+		unlink(t);
+	}
+}
+
+static void jlog_op(struct s3s *s, struct wop *op)
+{
+	if (s->jfd < 0)
+		return;
+	op->jid = ++s->jid;
+	size_t kl = strlen(op->key), sl = op->src ? strlen(op->src) : 0;
+	size_t ll = op->n && op->n->link ? strlen(op->n->link) : 0;
+	char *line = malloc(2 * (kl + sl + ll) + 256);
+	char *hk = malloc(2 * kl + 1), *hs = malloc(2 * sl + 1), *hl = malloc(2 * ll + 1);
+	if (!line || !hk || !hs || !hl)
+		goto out;
+	hexs(hk, op->key);
+	hexs(hs, op->src ? op->src : "");
+	hexs(hl, op->n && op->n->link ? op->n->link : "");
+	char at[160] = "";
+	if (op->n)
+		jattrs(at, sizeof(at), &op->n->a);
+	switch (op->type) {
+	case W_UPLOAD: {
+		struct s3n *n = op->n;
+		char kind = n->dir ? 'd' : S_ISLNK(n->a.mode) ? 'l' : 'f';
+		if (kind == 'f' && !n->pending && !n->dirty) {
+			/* the attributes only: a copy onto itself */
+			sprintf(line, "C %" PRIu64 " %s %s\n", op->jid, hk, at);
+			break;
+		}
+		if (kind == 'f')
+			jdata(s, op, n);
+		op->jdata = kind == 'f';
+		sprintf(line, "U %" PRIu64 " %s %c %s %s\n", op->jid, hk, kind, at, hl[0] ? hl : "-");
+		break;
+	}
+	case W_DELETE:
+		sprintf(line, "X %" PRIu64 " %s\n", op->jid, hk);
+		break;
+	case W_RENAME:
+		sprintf(line, "R %" PRIu64 " %s %s\n", op->jid, hs, hk);
+		break;
+	default:
+		sprintf(line, "C %" PRIu64 " %s %s\n", op->jid, hk, at);
+	}
+	jwrite(s, line);
+out:
+	free(line);
+	free(hk);
+	free(hs);
+	free(hl);
+}
+
+/* A queued upload or chmod of n will carry n's attributes (and bytes) of
+ * when it starts: the journal follows. */
+static void jlog_refresh(struct s3s *s, struct s3n *n)
+{
+	if (s->jfd < 0)
+		return;
+	struct wop *ops[2] = {n->upq, n->metaq};
+	for (int i = 0; i < 2; i++) {
+		if (!ops[i] || !ops[i]->jid)
+			continue;
+		char at[160], line[200];
+		jattrs(at, sizeof(at), &n->a);
+		snprintf(line, sizeof(line), "A %" PRIu64 " %s\n", ops[i]->jid, at);
+		jwrite(s, line);
+		if (ops[i]->type != W_UPLOAD || n->dir || S_ISLNK(n->a.mode))
+			continue;
+		jdata(s, ops[i], n);
+		if (!ops[i]->jdata && (n->pending || n->dirty)) {
+			/* logged as a chmod, now with bytes: logged again */
+			struct wop *op = ops[i];
+			char *hk = malloc(2 * strlen(op->key) + 1), *l2 = NULL;
+			if (hk) {
+				hexs(hk, op->key);
+				if (asprintf(&l2, "U %" PRIu64 " %s f %s -\n", op->jid, hk, at) >= 0)
+					jwrite(s, l2);
+				free(l2);
+			}
+			free(hk);
+			op->jdata = 1;
+		}
+	}
+}
+
+static void jlog_done(struct s3s *s, struct wop *op)
+{
+	if (s->jfd < 0 || !op->jid)
+		return;
+	char line[64];
+	snprintf(line, sizeof(line), "D %" PRIu64 "\n", op->jid);
+	jwrite(s, line);
+	snprintf(line, sizeof(line), "%s/s-%" PRIu64, s->jdir, op->jid);
+	unlink(line);
+	if (s->wb_n == 1 && ftruncate(s->jfd, 0) == 0) /* this was the last: all sent */
+		s->jid = 0;
+}
+
+struct jop {
+	uint64_t id;
+	char t, kind;
+	char *key, *src, *link;
+	struct cvfs_attr a;
+	int done;
+};
+
+static int jparse_attrs(const char *p, struct cvfs_attr *a)
+{
+	return sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64, &a->mode, &a->uid, &a->gid,
+		      &a->mtime_ns, &a->atime_ns, &a->ctime_ns) == 6
+		       ? 0
+		       : -1;
+}
+
+/* Sends what the log of an earlier mount left, in order.  Stops at the
+ * first failure (the journal stays for the next mount).  Before any thread
+ * runs; mu held. */
+static int jreplay(struct s3s *s, char **errmsg)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/log", s->jdir);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	struct jop *v = NULL;
+	size_t n = 0, cap = 0;
+	char *line = NULL;
+	size_t lcap = 0;
+	while (getline(&line, &lcap, f) > 0) {
+		char t = line[0], w1[2100] = "", w2[2100] = "", w3[8] = "";
+		uint64_t id = 0;
+		if (sscanf(line + 1, "%" SCNu64, &id) != 1)
+			continue;
+		if (t == 'D' || t == 'A') {
+			for (size_t i = n; i-- > 0;) {
+				if (v[i].id != id)
+					continue;
+				if (t == 'D')
+					v[i].done = 1;
+				else
+					(void)jparse_attrs(strchr(line + 2, ' ') + 1, &v[i].a);
+				break;
+			}
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct jop *nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		struct jop *o = &v[n];
+		for (size_t i = n; i-- > 0;) {
+			if (v[i].id == id) { /* logged again (a chmod that got bytes) */
+				o = &v[i];
+				free(o->key);
+				free(o->src);
+				free(o->link);
+				break;
+			}
+		}
+		int again = o != &v[n];
+		memset(o, 0, sizeof(*o));
+		o->id = id;
+		o->t = t;
+		int k = 0, off = 0;
+		if (t == 'U' && sscanf(line + 1, "%*u %2099s %1s %n", w1, w3, &off) == 2 && off) {
+			o->kind = w3[0];
+			const char *q = line + 1 + off;
+			if (jparse_attrs(q, &o->a) == 0) {
+				const char *last = strrchr(line, ' ');
+				char lk[2100] = "";
+				sscanf(last + 1, "%2099s", lk);
+				o->link = strcmp(lk, "-") ? unhex(lk) : NULL;
+				k = 1;
+			}
+		} else if (t == 'X' && sscanf(line + 1, "%*u %2099s", w1) == 1) {
+			k = 1;
+		} else if (t == 'R' && sscanf(line + 1, "%*u %2099s %2099s", w2, w1) == 2) {
+			o->src = unhex(w2);
+			k = o->src != NULL;
+		} else if (t == 'C' && sscanf(line + 1, "%*u %2099s %n", w1, &off) == 1 && off) {
+			k = jparse_attrs(line + 1 + off, &o->a) == 0;
+		}
+		if (k)
+			o->key = unhex(w1);
+		if (k && o->key) {
+			if (!again)
+				n++;
+		} else if (again) {
+			o->done = 1; /* unreadable: the old entry goes too */
+		} else {
+			free(o->src);
+			free(o->link);
+		}
+	}
+	free(line);
+	fclose(f);
+	int rc = 0;
+	size_t sent = 0, left = 0;
+	for (size_t i = 0; i < n; i++)
+		left += !v[i].done;
+	if (left)
+		fprintf(stderr, "chuk-vfs s3: journal: sending %zu changes an earlier mount left\n",
+			left);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct jop *o = &v[i];
+		if (o->done)
+			continue;
+		if (o->t == 'U' && o->kind == 'f') {
+			snprintf(p, sizeof(p), "%s/s-%" PRIu64, s->jdir, o->id);
+			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			struct stat st;
+			if (fd < 0 || fstat(fd, &st) < 0) {
+				if (fd >= 0)
+					close(fd);
+				continue; /* no bytes kept: nothing to send */
+			}
+			struct metahdrs m;
+			meta_headers(&o->a, &m, NULL, NULL);
+			pthread_mutex_unlock(&s->mu);
+			if ((uint64_t)st.st_size >= s->mp_threshold) {
+				rc = multipart(s, o->key, fd, NULL, (uint64_t)st.st_size, m.h, NULL, 0);
+			} else {
+				struct s3_req rq = S3_REQ_INIT;
+				rq.method = "PUT";
+				rq.key = o->key;
+				rq.hdrs = m.h;
+				rq.body_fd = fd;
+				rq.body_len = (uint64_t)st.st_size;
+				struct s3_resp rs;
+				rc = s3c_do(s->c, &rq, &rs);
+				s3_resp_free(&rs);
+			}
+			pthread_mutex_lock(&s->mu);
+			close(fd);
+		} else if (o->t == 'U') {
+			rc = put_meta_object(s, o->key, &o->a, o->link, o->link ? strlen(o->link) : 0);
+		} else if (o->t == 'X') {
+			rc = simple(s, "DELETE", o->key, NULL, NULL, 0);
+		} else if (o->t == 'R') {
+			rc = copy_object(s, o->src, o->key, 0, NULL);
+			if (rc == -ENOENT)
+				rc = 0; /* the copy was done, the source deleted, before the end */
+			else if (rc == 0)
+				rc = simple(s, "DELETE", o->src, NULL, NULL, 0);
+		} else {
+			rc = copy_object(s, o->key, o->key, 0, &o->a);
+			if (rc == -ENOENT)
+				rc = 0;
+		}
+		if (rc == 0)
+			sent++;
+		else
+			set_errmsg(errmsg, "s3 store: journal %s: %s of %s failed (%s); %zu changes "
+					   "still to send, kept for the next mount",
+				   s->jdir, o->t == 'X' ? "delete" : o->t == 'R' ? "rename" : "upload",
+				   o->key, strerror(-rc), left - sent);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].src);
+		free(v[i].link);
+	}
+	free(v);
+	if (rc == 0) {
+		if (left)
+			fprintf(stderr, "chuk-vfs s3: journal: %zu changes sent\n", sent);
+		snprintf(p, sizeof(p), "%s/log", s->jdir);
+		unlink(p);
+		DIR *d = opendir(s->jdir);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strncmp(e->d_name, "s-", 2) || !strncmp(e->d_name, "t-", 2)) {
+				snprintf(p, sizeof(p), "%s/%s", s->jdir, e->d_name);
+				unlink(p);
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	return rc;
+}
+
+/* The journal directory for this bucket and prefix in cache_dir, locked. */
+static int jopen(struct s3s *s, const char *cd, const char *endpoint, char **errmsg)
+{
+	char id[2200];
+	snprintf(id, sizeof(id), "%s|%s|%s", endpoint ? endpoint : "", s->c->bucket, s->prefix);
+	if (asprintf(&s->jdir, "%s/chuk-vfs-s3-journal-%016" PRIx64, cd,
+		     cvfs_hash_bytes(id, strlen(id), 1)) < 0) {
+		s->jdir = NULL;
+		return -ENOMEM;
+	}
+	if (mkdir(s->jdir, 0700) < 0 && errno != EEXIST) {
+		set_errmsg(errmsg, "s3 store: journal %s: %s", s->jdir, strerror(errno));
+		return -errno;
+	}
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/lock", s->jdir);
+	s->jlock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->jlock < 0 || flock(s->jlock, LOCK_EX | LOCK_NB) < 0) {
+		set_errmsg(errmsg, "s3 store: journal %s is in use by another mount", s->jdir);
+		return -EBUSY;
+	}
+	pthread_mutex_lock(&s->mu);
+	int rc = jreplay(s, errmsg);
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		return rc;
+	snprintf(p, sizeof(p), "%s/log", s->jdir);
+	s->jfd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (s->jfd < 0) {
+		set_errmsg(errmsg, "s3 store: journal %s: %s", p, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Checks at open that the bucket answers, so a bad bucket, credentials or
  * endpoint fail the mount with a clear message rather than later requests. */
 static int check_bucket(struct s3s *s, char **errmsg)
@@ -2735,6 +4481,13 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	pthread_rwlock_init(&s->lk, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->mu, NULL);
+	s->jfd = s->jlock = -1;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wb_cv, &ca);
+	pthread_cond_init(&s->wb_done, &ca);
+	pthread_condattr_destroy(&ca);
 	s->base.ops = &s3_ops;
 	s->base.caps = CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_THREADS;
 	s->uid = getuid();
@@ -2758,6 +4511,28 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		s->head_threads = 16;
 	if (s->ra_max < s->ra_min)
 		s->ra_max = s->ra_min;
+	s->cache_max = (uint64_t)opt_long(opts, nopts, "cache_max", 1L << 30);
+	s->cache_whole = (uint64_t)opt_long(opts, nopts, "cache_whole", 1 << 20);
+	s->stage_mem = (uint64_t)opt_long(opts, nopts, "stage_mem", 256 << 20);
+	s->stage_mem_file = (uint64_t)opt_long(opts, nopts, "stage_mem_file", 1 << 20);
+	const char *sy = cvfs_opt_get(opts, nopts, "sync");
+	if (sy && strcmp(sy, "close") && strcmp(sy, "fsync") && strcmp(sy, "writeback")) {
+		set_errmsg(errmsg, "s3 store: sync=%s: use sync=fsync (write-back, the default) or "
+				   "sync=close", sy);
+		s_free(&s->base);
+		return -EINVAL;
+	}
+	s->wb = !(sy && !strcmp(sy, "close"));
+	s->wb_threads = (int)opt_long(opts, nopts, "wb_threads", 8);
+	if (s->wb_threads < 1 || s->wb_threads > 64)
+		s->wb_threads = 8;
+	s->wb_delay_ns = opt_long(opts, nopts, "wb_delay", 2000) * 1000000LL;
+	s->wb_drain_ns = opt_long(opts, nopts, "wb_drain", 120) * 1000000000LL;
+	s->wb_delay_all = opt_long(opts, nopts, "wb_delay_all", 0) != 0;
+	s->wb_max_ops = (size_t)opt_long(opts, nopts, "wb_max_ops", 20000);
+	s->wb_max_bytes = (uint64_t)opt_long(opts, nopts, "wb_max_bytes", 1L << 30);
+	if (s->wb_max_ops < 1)
+		s->wb_max_ops = 1;
 	const char *ro = cvfs_opt_get(opts, nopts, "readonly");
 	s->readonly = ro && strcmp(ro, "0") != 0;
 
@@ -2790,7 +4565,8 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		s_free(&s->base);
 		return rc;
 	}
-	if (cvfs_htab_init(&s->byino, 1024) || cvfs_htab_init(&s->byname, 1024)) {
+	if (cvfs_htab_init(&s->byino, 1024) || cvfs_htab_init(&s->byname, 1024) ||
+	    cvfs_htab_init(&s->kmap, 1024)) {
 		s_free(&s->base);
 		return -ENOMEM;
 	}
@@ -2814,6 +4590,13 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	if (rc) {
 		s_free(&s->base);
 		return rc;
+	}
+	if (s->wb && !s->readonly && opt_long(opts, nopts, "journal", 0)) {
+		rc = jopen(s, cd, conf.endpoint, errmsg);
+		if (rc) {
+			s_free(&s->base);
+			return rc;
+		}
 	}
 
 	struct s3n *r = node_new(s, CVFS_ROOT_INO, S_IFDIR | 0755);

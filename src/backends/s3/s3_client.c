@@ -500,6 +500,11 @@ static size_t on_read(char *buf, size_t sz, size_t n, void *arg)
 	return want;
 }
 
+static int x_sink_failed(const struct s3_resp *rs)
+{
+	return !strncmp(rs->msg, "local cache:", 12);
+}
+
 static int retryable(int curl_rc, long status)
 {
 	if (curl_rc != CURLE_OK) {
@@ -564,8 +569,41 @@ static char *make_url(struct s3c *c, const char *key, const char *query)
 	return r < 0 ? NULL : url;
 }
 
+static __thread int tl_transient;
+
+int s3c_last_transient(void)
+{
+	return tl_transient;
+}
+
+static const char *const stat_names[6] = {"GET", "HEAD", "PUT", "DELETE", "POST", "LIST"};
+
+void s3c_stats(struct s3c *c, char *buf, size_t sz)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	for (int i = 0; i < 6 && o < sz; i++) {
+		int w = snprintf(buf + o, sz - o, "%s%s %llu", i ? " " : "", stat_names[i],
+				 __atomic_load_n(&c->nreq[i], __ATOMIC_RELAXED));
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
+static int stat_slot(const struct s3_req *rq)
+{
+	if (!rq->key && !strcmp(rq->method, "GET"))
+		return 5;
+	for (int i = 0; i < 5; i++)
+		if (!strcmp(rq->method, stat_names[i]))
+			return i;
+	return 4;
+}
+
 int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 {
+	tl_transient = 0;
 	memset(rs, 0, sizeof(*rs));
 	char *url = make_url(c, rq->key, rq->query);
 	if (!url)
@@ -630,6 +668,7 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		} else if (strcmp(rq->method, "GET") != 0) {
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 		}
+		__atomic_add_fetch(&c->nreq[stat_slot(rq)], 1, __ATOMIC_RELAXED);
 		CURLcode cr = curl_easy_perform(h);
 		long status = 0;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -670,6 +709,7 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
+	tl_transient = rc && !x_sink_failed(rs) && retryable(rs->curl_rc, rs->status);
 	curl_slist_free_all(hl);
 	free(url);
 	return rc;

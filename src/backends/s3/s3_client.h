@@ -59,8 +59,11 @@ struct s3c {
 	long lowspeed_s; /* abort a transfer slower than 1 B/s for this long */
 	int retries;
 	int verbose;
+	/* requests sent (each retry counts), by method: GET HEAD PUT DELETE POST
+	 * LIST (a GET of the bucket); CVFS_S3_STATS=1 prints them at the end */
+	unsigned long long nreq[6]; /* atomic */
 	pthread_mutex_t pool_mu; /* protects pool, npool */
-	void *pool[16];
+	void *pool[48];
 	int npool;
 };
 
@@ -79,6 +82,13 @@ void s3c_free(struct s3c *c);
 int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs);
 void s3_resp_free(struct s3_resp *rs);
 const char *s3_resp_hdr(const struct s3_resp *rs, const char *lname);
+
+/* Whether the last failed s3c_do of this thread is worth trying again
+ * later (connection error, timeout, 5xx, 429) rather than refused for good
+ * (another 4xx). */
+int s3c_last_transient(void);
+/* "GET 12 HEAD 3 ..." for CVFS_S3_STATS. */
+void s3c_stats(struct s3c *c, char *buf, size_t sz);
 
 /* The one mapping from transport/HTTP/S3 errors to errno. */
 int s3_errno(int curl_rc, long status, const char *code);

@@ -1,0 +1,40 @@
+#!/bin/bash
+# The syscall battery (tests/battery) on an S3 mount (write-back, the
+# default), case by case.  Exceptions (also in docs/s3.md, "Syscall battery"):
+#   xattr         skipped: no extended attributes (ENOTSUP)
+#   big_file_5g   skipped: a 5 GiB object, minutes of upload on s3rver
+#   a case whose only failure is link(2) or mkfifo(2) answering EPERM (no
+#   hard links, no special files in S3: hardlink, rename_hardlink_sibling,
+#   fifo, and the cases that make one on the way) counts as known; any other
+#   failure fails the test.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../lib/mount.sh"
+source "$HERE/../lib/s3.sh"
+s3_require
+: "${CVFS_BATTERY:?CVFS_BATTERY must point at the battery binary}"
+T=$(mktemp -d /tmp/cvfs-s3-battery.XXXXXX)
+chmod 0755 "$T"
+trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+s3_start
+skip=" xattr big_file_5g ${S3_BATTERY_SKIP:-} "
+failed=""
+for c in $("$CVFS_BATTERY" --list); do
+	case "$skip" in *" $c "*) echo "skip: $c (see the header)"; continue ;; esac
+	rc=0
+	TMPDIR=$T "$CVFS_SRCDIR/tests/battery/run-mount.sh" -b s3 --bucket "$S3_BUCKET" \
+		--endpoint-url "$S3_URL" -- --only "$c" >"$T/$c.log" 2>&1 || rc=$?
+	if [ "$rc" = 0 ]; then
+		echo "ok: $c"
+	elif grep -q '^not ok' "$T/$c.log" &&
+		! grep '^not ok' "$T/$c.log" | grep -qvE '(link|mkfifo|mknod)\(.*EPERM|mknod of a FIFO is not supported'; then
+		echo "known: $c ($(grep -m1 '^not ok' "$T/$c.log" | sed 's/^not ok [0-9]* - //'))"
+	else
+		echo "FAILED: $c"
+		cat "$T/$c.log"
+		failed="$failed $c"
+	fi
+done
+[ -z "$failed" ] || fail "battery cases failed on the S3 store:$failed"
+echo PASS
