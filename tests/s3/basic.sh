@@ -1,13 +1,8 @@
 #!/bin/bash
 # POSIX basics through an S3 mount (s3rver), and what survives a remount.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-T=$(mktemp -d /tmp/cvfs-s3-basic.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test basic
 s3_start
 M=$T/m
 s3_mount "$M"

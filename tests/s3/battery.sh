@@ -8,15 +8,10 @@
 #   fifo, and the cases that make one on the way) counts as known; any other
 #   failure fails the test.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
+source "$(dirname "$0")/common.sh"
 : "${CVFS_BATTERY:?CVFS_BATTERY must point at the battery binary}"
-T=$(mktemp -d /tmp/cvfs-s3-battery.XXXXXX)
+s3_test battery
 chmod 0755 "$T"
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 s3_start
 skip=" xattr big_file_5g ${S3_BATTERY_SKIP:-} "
 failed=""

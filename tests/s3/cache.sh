@@ -6,17 +6,8 @@
 # Requests are counted by the store: with CVFS_S3_STATS=1 it prints its
 # counters at every syncfs (fsync of a directory) and at unmount.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: dropping the page cache needs root" >&2
-	exit 77
-fi
-T=$(mktemp -d /tmp/cvfs-s3-cache.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test cache root
 s3_start
 B=s3://$S3_BUCKET
 export CVFS_S3_STATS=1

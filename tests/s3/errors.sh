@@ -2,13 +2,8 @@
 # A bad bucket, bad credentials or an unreachable endpoint: the mount fails at
 # once with a clear message and a non-zero exit.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-T=$(mktemp -d /tmp/cvfs-s3-errors.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test errors
 s3_start
 mkdir -p "$T/m"
 

@@ -7,15 +7,10 @@
 #  sync=close: close (and fsync) report EIO/ETIMEDOUT, no partial object.
 # The daemon survives, and work succeeds again once S3 is back.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-T=$(mktemp -d /tmp/cvfs-s3-faults.XXXXXX)
+source "$(dirname "$0")/common.sh"
+s3_test faults
 S3_DATA=$T/s3data
 mkdir -p "$S3_DATA"
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 s3_start
 M=$T/m
 head -c 32M /dev/urandom >"$T/data"

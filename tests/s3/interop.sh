@@ -2,17 +2,8 @@
 # Interoperability with another S3 client (awscli): objects it wrote appear on
 # the mount byte for byte; files the mount wrote are plain objects.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-if ! command -v aws >/dev/null; then
-	echo "SKIP: awscli is not installed" >&2
-	exit 77
-fi
-T=$(mktemp -d /tmp/cvfs-s3-interop.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test interop aws
 s3_start
 B=s3://$S3_BUCKET
 

@@ -3,17 +3,8 @@
 # the next mount with the same cache_dir; without it they are lost (the
 # documented crash window).
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-if ! command -v aws >/dev/null; then
-	echo "SKIP: awscli is not installed" >&2
-	exit 77
-fi
-T=$(mktemp -d /tmp/cvfs-s3-journal.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test journal aws
 s3_start
 B=s3://$S3_BUCKET
 M=$T/m

@@ -5,17 +5,8 @@
 # (checked with ListMultipartUploads on moto, which s3rver 3.7.1 lacks, like
 # AbortMultipartUpload and UploadPartCopy); a big rename copies in parts.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-if ! command -v aws >/dev/null; then
-	echo "SKIP: awscli is not installed" >&2
-	exit 77
-fi
-T=$(mktemp -d /tmp/cvfs-s3-mp.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test mp aws
 s3_start
 M=$T/m
 B=s3://$S3_BUCKET

@@ -3,13 +3,8 @@
 # random-access pattern are byte-exact; `ls -l` of a directory of 1500
 # entries (HEADs in parallel) shows the right sizes and modes.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../lib/mount.sh"
-source "$HERE/../lib/s3.sh"
-s3_require
-T=$(mktemp -d /tmp/cvfs-s3-ra.XXXXXX)
-trap 'rc=$?; set +e; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+s3_test ra
 s3_start
 M=$T/m
 head -c 64M /dev/urandom >"$T/big"
