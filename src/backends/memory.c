@@ -290,49 +290,17 @@ static ssize_t raw_write(struct cvfs_store *st, uint64_t ino, const void *buf, s
 	return (ssize_t)len;
 }
 
-static ssize_t m_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off)
+static const unsigned char zeros[CHUNK_SIZE];
+
+/* The bytes [off, off+len) of n as pieces: pointers into its chunks, or at
+ * zeros where nothing was written.  iov has room for max_pieces(len). */
+static size_t max_pieces(size_t len)
 {
-	struct mem_store *m = ms(st);
-	struct mnode *n = node_find(m, ino);
-	if (!n)
-		return -ENOENT;
-	unsigned char *dst = buf;
-	size_t done = 0;
-	while (done < len) {
-		uint64_t pos = off + done;
-		uint32_t in = pos & (CHUNK_SIZE - 1);
-		size_t n_ = CHUNK_SIZE - in;
-		if (n_ > len - done)
-			n_ = len - done;
-		struct chunk *c = chunk_get(&n->data, pos >> CHUNK_SHIFT);
-		size_t have = 0;
-		if (c && c->cap > in) {
-			have = c->cap - in;
-			if (have > n_)
-				have = n_;
-			memcpy(dst + done, c->d + in, have);
-		}
-		memset(dst + done + have, 0, n_ - have);
-		done += n_;
-	}
-	return (ssize_t)len;
+	return 2 * (len / CHUNK_SIZE + 2);
 }
 
-static int m_read_iov(struct cvfs_store *st, uint64_t ino, uint64_t off, size_t len,
-		      int (*emit)(void *arg, const struct iovec *iov, int n), void *arg)
+static int pieces(struct mnode *n, uint64_t off, size_t len, struct iovec *iov)
 {
-	static const unsigned char zeros[CHUNK_SIZE];
-	struct mem_store *m = ms(st);
-	struct mnode *n = node_find(m, ino);
-	if (!n)
-		return -ENOENT;
-	struct iovec small[40], *iov = small;
-	size_t max = 2 * (len / CHUNK_SIZE + 2);
-	if (max > sizeof(small) / sizeof(small[0])) {
-		iov = malloc(max * sizeof(*iov));
-		if (!iov)
-			return -ENOMEM;
-	}
 	int cnt = 0;
 	size_t done = 0;
 	while (done < len) {
@@ -351,10 +319,51 @@ static int m_read_iov(struct cvfs_store *st, uint64_t ino, uint64_t off, size_t 
 			iov[cnt++] = (struct iovec){(void *)zeros, n_ - have};
 		done += n_;
 	}
-	int rc = emit(arg, iov, cnt);
+	return cnt;
+}
+
+/* Calls fn with the pieces of [off, off+len) of ino. */
+static int with_pieces(struct mem_store *m, uint64_t ino, uint64_t off, size_t len,
+		       int (*fn)(void *arg, const struct iovec *iov, int n), void *arg)
+{
+	struct mnode *n = node_find(m, ino);
+	if (!n)
+		return -ENOENT;
+	struct iovec small[40], *iov = small;
+	if (max_pieces(len) > sizeof(small) / sizeof(small[0])) {
+		iov = malloc(max_pieces(len) * sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+	}
+	int rc = fn(arg, iov, pieces(n, off, len, iov));
 	if (iov != small)
 		free(iov);
 	return rc;
+}
+
+static int copy_out(void *arg, const struct iovec *iov, int n)
+{
+	unsigned char *dst = arg;
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_base == zeros)
+			memset(dst, 0, iov[i].iov_len);
+		else
+			memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static ssize_t m_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	int rc = with_pieces(ms(st), ino, off, len, copy_out, buf);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+static int m_read_iov(struct cvfs_store *st, uint64_t ino, uint64_t off, size_t len,
+		      int (*emit)(void *arg, const struct iovec *iov, int n), void *arg)
+{
+	return with_pieces(ms(st), ino, off, len, emit, arg);
 }
 
 static void zero_range(struct mnode *n, uint64_t off, uint64_t len)
