@@ -81,6 +81,15 @@ cvfs_umount() {
 	return "$rc"
 }
 
+# cvfs_kill DIR: SIGKILL DIR's daemon (a crash), wait for it and forget it;
+# the dead mount stays until the caller detaches it.
+cvfs_kill() {
+	local pid=${CVFS_PIDS[$1]}
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null || true
+	unset "CVFS_PIDS[$1]"
+}
+
 cvfs_cleanup() {
 	local d
 	for d in "${!CVFS_PIDS[@]}"; do

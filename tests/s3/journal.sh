@@ -24,10 +24,7 @@ echo inside >"$M/dir/f"
 ln -s new "$M/link"                 # a symlink
 echo first >"$M/twice"              # written, closed, written again
 echo second >"$M/twice"
-pid=${CVFS_PIDS[$M]}
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-unset "CVFS_PIDS[$M]"
+cvfs_kill "$M"
 fusermount3 -u -z "$M"
 # nothing was sent
 [ "$(s3_aws s3 cp "$B/over" -)" = "old over" ] || fail "something was sent before the kill"
@@ -59,10 +56,7 @@ echo "ok: a killed daemon's queue is sent by the next mount (journal=1)"
 # without the journal the queued changes are lost (the documented window)
 s3_mount "$M" -o store.cache_dir="$T/cache",store.wb_delay=60000
 echo lost >"$M/lost"
-pid=${CVFS_PIDS[$M]}
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-unset "CVFS_PIDS[$M]"
+cvfs_kill "$M"
 fusermount3 -u -z "$M"
 s3_mount "$M" -o store.cache_dir="$T/cache"
 [ ! -e "$M/lost" ] || fail "without journal=1 a killed daemon's upload survived?"

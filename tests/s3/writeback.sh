@@ -10,6 +10,16 @@ B=s3://$S3_BUCKET
 export CVFS_S3_STATS=1
 M=$T/m
 
+# exchange A B: renameat2(A, B, RENAME_EXCHANGE)
+exchange() {
+	python3 - "$1" "$2" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+PY
+}
+
 # PUT (uploads, markers, copies) and DELETE requests sent by what "$@" does
 counts() {
 	local p0 d0 p1 d1
@@ -102,12 +112,7 @@ for delay in 0 2000; do
 	head -c 4000 /dev/urandom >"$T/want/x2"
 	cp "$T/want/x2" "$M/x1"
 	cp "$T/want/x1" "$M/x2"
-	python3 - "$M/x1" "$M/x2" <<'PY'
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
-    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
-PY
+	exchange "$M/x1" "$M/x2"
 	cmp "$T/want/x1" "$M/x1" || fail "x1 after the exchange"
 	# a big file renamed while its upload runs waits for it
 	head -c 20M /dev/urandom >"$T/want/bigmoved"
@@ -139,12 +144,7 @@ echo "ok: back-pressure"
 s3_mount "$M" -o store.sync=close
 cp "$T/want/x1" "$M/e1"
 cp "$T/want/x2" "$M/e2"
-python3 - "$M/e1" "$M/e2" <<'PY'
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
-    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
-PY
+exchange "$M/e1" "$M/e2"
 cvfs_umount "$M"
 s3_aws s3 cp --quiet "$B/e1" "$T/e1"
 s3_aws s3 cp --quiet "$B/e2" "$T/e2"

@@ -38,10 +38,7 @@ for w in 1 2 3; do
 	pids+=($!)
 done
 sleep 1.5
-pid=${CVFS_PIDS[$M]}
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-unset "CVFS_PIDS[$M]"
+cvfs_kill "$M"
 exec 7>&-
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 if ls "$M" >/dev/null 2>&1; then fail "the mount should be dead after kill -9"; fi
