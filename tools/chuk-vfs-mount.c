@@ -38,8 +38,9 @@ static void usage(FILE *f)
 		"  -d, --debug            log every request (implies -f)\n"
 		"  -f, --foreground       do not daemonise\n"
 		"  -o opt[,opt...]        options: cache_timeout=SECONDS, uid=N, gid=N, umask=OOO,\n"
-		"                         writeback / no_writeback, threads=N, spin=US, size=BYTES (memory),\n"
-		"                         backend=NAME, db_path=, redis_url=, redis_prefix=, bucket=,\n"
+		"                         writeback / no_writeback, threads=N, spin=US, cpu_poll=MS,\n"
+		"                         size=BYTES (memory), backend=NAME, db_path=, redis_url=,\n"
+		"                         redis_prefix=, bucket=,\n"
 		"                         s3_prefix=, region=, endpoint_url=, store.KEY=VALUE (any\n"
 		"                         option of the store, see docs/); others go to FUSE\n"
 		"      --db-path FILE     sqlite: the database (default virtual_fs.db)\n"
@@ -226,6 +227,11 @@ static int parse_o(struct cfg *c, const char *list)
 			if (parse_uint(val, 10, &t) || t > 100000)
 				return die("bad spin '%s' (microseconds, 0..100000)", val);
 			c->mo.spin_us = (int)t;
+		} else if (KEY("cpu_poll") && val) {
+			uint32_t t;
+			if (parse_uint(val, 10, &t) || t > 60000)
+				return die("bad cpu_poll '%s' (milliseconds, 0..60000)", val);
+			c->mo.cpu_poll_ms = (int)t;
 		} else if (KEY("threads") && val) {
 			uint32_t t;
 			if (parse_uint(val, 10, &t) || t == 0 || t > 1024)
@@ -321,6 +327,7 @@ int main(int argc, char **argv)
 	c.mo.cache_timeout = -1;
 	c.mo.writeback = -1;
 	c.mo.spin_us = -1;
+	c.mo.cpu_poll_ms = -1;
 	const char *p = strrchr(argv[0], '/');
 	prog = p ? p + 1 : argv[0];
 

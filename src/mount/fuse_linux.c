@@ -66,6 +66,13 @@ struct cvfs_mount {
 	int threads; /* request workers */
 	long spin_ns; /* see receive() */
 	atomic_int spinning; /* a worker is polling the device */
+	/* CPU wake-up latency while busy: see qos_*(). */
+	int qos_fd;            /* /dev/cpu_dma_latency, or -1 */
+	int qos_hold_ms;       /* 0: never ask */
+	atomic_int qos_on;     /* our request asks for 0 us now */
+	_Atomic int64_t qos_last_ns; /* when the last request was received */
+	_Atomic uint64_t qos_bursts; /* times turned on, for status */
+	pthread_mutex_t qos_mu;
 	/* Lock requests wait for the RELEASEs read before them: see rx(). */
 	pthread_mutex_t rx_mu, rel_mu;
 	pthread_cond_t rel_cv;
@@ -723,9 +730,13 @@ static char *status_json(struct cvfs_mount *m)
 		CVFS_VERSION_STR, cvfs_fs_store(m->fs)->ops->name, m->mountpoint, (int)getpid());
 	fprintf(f, "\"uptime_s\":%.3f,", (double)(cvfs_now_ns() - m->started_ns) / 1e9);
 	fprintf(f, "\"options\":{\"readonly\":%s,\"allow_other\":%s,\"cache_timeout\":%g,"
-		   "\"writeback\":%s,\"threads\":%d},",
+		   "\"writeback\":%s,\"threads\":%d,\"spin_us\":%ld,\"cpu_poll_ms\":%d},",
 		m->o.readonly ? "true" : "false", m->o.allow_other ? "true" : "false", m->timeout,
-		m->o.writeback == 1 && !m->o.readonly ? "true" : "false", m->threads);
+		m->o.writeback == 1 && !m->o.readonly ? "true" : "false", m->threads,
+		m->spin_ns / 1000, m->qos_hold_ms);
+	fprintf(f, "\"cpu_poll\":{\"available\":%s,\"on\":%s,\"bursts\":%llu},",
+		m->qos_fd >= 0 ? "true" : "false", atomic_load(&m->qos_on) ? "true" : "false",
+		(unsigned long long)atomic_load(&m->qos_bursts));
 	fprintf(f, "\"ops\":{");
 	for (int i = 0; i < SC__N; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", st_names[i],
@@ -1223,6 +1234,8 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	m->timeout = o->cache_timeout >= 0 ? o->cache_timeout : (m->shared ? 1.0 : 60.0);
 	m->threads = o->threads > 0 ? o->threads : m->shared ? 8 : 1;
 	m->spin_ns = (o->spin_us >= 0 ? o->spin_us : 50) * 1000L;
+	m->qos_fd = -1;
+	m->qos_hold_ms = o->cpu_poll_ms >= 0 ? o->cpu_poll_ms : 20;
 	m->started_ns = cvfs_now_ns();
 	m->mountpoint = realpath(o->mountpoint, NULL);
 	if (!m->mountpoint) {
@@ -1267,6 +1280,7 @@ int cvfs_mount_new(struct cvfs_fs *fs, const struct cvfs_mount_opts *o, struct c
 	pthread_cond_init(&m->lk_cv, NULL);
 	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&m->rx_mu, NULL);
+	pthread_mutex_init(&m->qos_mu, NULL);
 	pthread_mutex_init(&m->rel_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -1387,6 +1401,80 @@ static void stop_all(struct cvfs_mount *m)
 	}
 }
 
+/*
+ * Keeping idle CPUs awake while requests flow.  Every synchronous request
+ * ends with our answer waking the thread that asked, which slept while we
+ * worked; if its CPU went idle, the wake-up is an interrupt into a halted
+ * CPU: on these VMs (cpuidle haltpoll with guest_halt_poll_ns=0) a trip
+ * through the hypervisor, and on bare metal a deep C-state exit.  That, not
+ * our work, is most of a create's cost.  So while requests come close
+ * together (one less than QOS_DENSE_NS after another) we hold a CPU latency
+ * request of 0 us through /dev/cpu_dma_latency (the kernel's PM QoS
+ * interface, as tuned's latency-performance profile and DPDK use it): idle
+ * CPUs poll instead of halting, and a wake-up is a flag they see at once.
+ * The request is dropped after qos_hold_ms without any request, so an idle
+ * or lightly used mount changes nothing.  Needs write access to the device
+ * (root); elsewhere, and with `-o cpu_poll=0`, nothing is asked.
+ */
+#define QOS_DENSE_NS 1000000L
+#define QOS_NO_CONSTRAINT 2000000000 /* PM_QOS_CPU_LATENCY_DEFAULT_VALUE */
+
+static void qos_open(struct cvfs_mount *m)
+{
+	if (m->qos_hold_ms <= 0 || m->qos_fd >= 0)
+		return;
+	m->qos_fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+	if (m->qos_fd < 0 && m->o.debug)
+		fprintf(stderr, "chuk-vfs: cpu_poll off: /dev/cpu_dma_latency: %s\n", strerror(errno));
+}
+
+static void qos_close(struct cvfs_mount *m)
+{
+	if (m->qos_fd >= 0)
+		close(m->qos_fd); /* drops the request */
+	m->qos_fd = -1;
+	atomic_store(&m->qos_on, 0);
+}
+
+static void qos_set(struct cvfs_mount *m, int on)
+{
+	pthread_mutex_lock(&m->qos_mu);
+	if (m->qos_fd >= 0 && atomic_load(&m->qos_on) != on) {
+		int32_t v = on ? 0 : QOS_NO_CONSTRAINT;
+		if (write(m->qos_fd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+			atomic_store(&m->qos_on, on);
+			if (on)
+				atomic_fetch_add_explicit(&m->qos_bursts, 1, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&m->qos_mu);
+}
+
+/* A request arrived. */
+static inline void qos_busy(struct cvfs_mount *m)
+{
+	if (m->qos_fd < 0)
+		return;
+	int64_t now = cvfs_now_ns();
+	int64_t prev = atomic_exchange_explicit(&m->qos_last_ns, now, memory_order_relaxed);
+	if (now - prev < QOS_DENSE_NS && !atomic_load_explicit(&m->qos_on, memory_order_relaxed))
+		qos_set(m, 1);
+}
+
+/* How long a worker may sleep before it checks whether to drop the request. */
+static inline int qos_timeout_ms(struct cvfs_mount *m)
+{
+	return atomic_load_explicit(&m->qos_on, memory_order_relaxed) ? m->qos_hold_ms : -1;
+}
+
+/* A worker slept qos_timeout_ms() without a request. */
+static void qos_idle(struct cvfs_mount *m)
+{
+	int64_t last = atomic_load_explicit(&m->qos_last_ns, memory_order_relaxed);
+	if (cvfs_now_ns() - last >= (int64_t)m->qos_hold_ms * 1000000L)
+		qos_set(m, 0);
+}
+
 static int receive(struct worker *w, struct fuse_buf *buf)
 {
 	struct cvfs_mount *m = w->m;
@@ -1418,16 +1506,19 @@ static int receive(struct worker *w, struct fuse_buf *buf)
 			return res;
 	}
 	/* Sleep until the device is readable or the loop is to end. */
+	int n, to = qos_timeout_ms(m);
 	if (w->ep >= 0) {
 		struct epoll_event ev;
-		if (epoll_wait(w->ep, &ev, 1, -1) < 0 && errno != EINTR)
-			return -errno;
+		n = epoll_wait(w->ep, &ev, 1, to);
 	} else {
 		struct pollfd p[2] = {{.fd = fuse_session_fd(se), .events = POLLIN},
 				      {.fd = m->stop_efd, .events = POLLIN}};
-		if (poll(p, m->stop_efd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
-			return -errno;
+		n = poll(p, m->stop_efd >= 0 ? 2 : 1, to);
 	}
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	if (n == 0)
+		qos_idle(m);
 	return -EAGAIN;
 }
 
@@ -1447,6 +1538,7 @@ static int serve(struct worker *w)
 			stop_all(w->m);
 			break;
 		}
+		qos_busy(w->m);
 		fuse_session_process_buf(se, &buf);
 	}
 	free(buf.mem);
@@ -1492,6 +1584,7 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 			ws[i].ep = -1; /* poll() then */
 		}
 	}
+	qos_open(m);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -1514,6 +1607,7 @@ int cvfs_mount_loop(struct cvfs_mount *m, int install_signals)
 		if (ws[i].ep >= 0)
 			close(ws[i].ep);
 	free(ws);
+	qos_close(m);
 	if (m->lk_started) {
 		/* Requests still parked get EINTR (the kernel is gone or going). */
 		pthread_mutex_lock(&m->lk_mu);
@@ -1569,6 +1663,7 @@ void cvfs_mount_free(struct cvfs_mount *m)
 	pthread_mutex_destroy(&m->rx_mu);
 	pthread_mutex_destroy(&m->rel_mu);
 	pthread_cond_destroy(&m->rel_cv);
+	pthread_mutex_destroy(&m->qos_mu);
 	if (m->stop_efd >= 0)
 		close(m->stop_efd);
 	free(m->mountpoint);

@@ -22,6 +22,8 @@ struct cvfs_mount_opts {
 	uint32_t uid, gid, umask;
 	int threads;           /* worker threads; 0 = default (1 for local stores, 8 for shared) */
 	int spin_us;           /* poll for the next request this long before sleeping; -1 default */
+	int cpu_poll_ms;       /* keep idle CPUs polling while busy, off after this idle time;
+	                        * 0 off, -1 default (see HACKING.md) */
 };
 
 struct cvfs_mount;

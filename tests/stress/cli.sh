@@ -95,6 +95,8 @@ t_bad_input() {
 	expect_fail "-o threads=0" "bad threads" "$BIN" -f -m "$D" -o threads=0
 	expect_fail "-o spin=abc" "bad spin 'abc'" "$BIN" -f -m "$D" -o spin=abc
 	expect_fail "-o spin=-5" "bad spin" "$BIN" -f -m "$D" -o spin=-5
+	expect_fail "-o cpu_poll=abc" "bad cpu_poll 'abc'" "$BIN" -f -m "$D" -o cpu_poll=abc
+	expect_fail "-o cpu_poll=70000" "bad cpu_poll" "$BIN" -f -m "$D" -o cpu_poll=70000
 	if mp_mounted "$D"; then fail "a failed invocation left $D mounted"; fi
 
 	# No /dev/fuse permission: user nobody on a directory of its own.
@@ -280,6 +282,62 @@ t_workers() {
 	done
 }
 
+# -o cpu_poll: while requests come close together the daemon holds a CPU
+# latency request of 0 us (/dev/cpu_dma_latency), so idle CPUs poll instead
+# of entering a halting idle state; it lets go after the hold time.  Checked
+# through the kernel's cpuidle counters: while requests flow every ~0.3 ms
+# (the client sleeping between them), idle time goes to the polling state;
+# once the mount is idle, to the halting ones again.
+idle_us() { # POLL|HALT: microseconds all CPUs spent in idle states with exit latency 0 | > 0
+	local t=0 d
+	for d in /sys/devices/system/cpu/cpu[0-9]*/cpuidle/state*; do
+		[ -r "$d/time" ] || continue
+		if [ "$(cat "$d/latency")" -gt 0 ]; then [ "$1" = HALT ] && t=$((t + $(cat "$d/time")))
+		else [ "$1" = POLL ] && t=$((t + $(cat "$d/time"))); fi
+	done
+	echo $t
+}
+status_of() { python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.chuk-vfs.status").decode())' "$1"; }
+t_cpu_poll() {
+	[ -w /dev/cpu_dma_latency ] || { ok "SKIP: /dev/cpu_dma_latency not writable here"; return 0; }
+	P=$WORK/qos
+	check "-o cpu_poll=0: never asks"
+	mnt "$P" -o cpu_poll=0,cache_timeout=0
+	for i in $(seq 300); do : >"$P/f$i"; done
+	st=$(status_of "$P")
+	grep -q '"cpu_poll":{"available":false,"on":false,"bursts":0}' <<<"$st" || fail "cpu_poll=0: $st"
+	cvfs_umount "$P"
+	ok "no request with cpu_poll=0"
+
+	check "default: held while requests flow, released after"
+	mnt "$P" -o cache_timeout=0
+	: >"$P/x"
+	p0=$(idle_us POLL) h0=$(idle_us HALT)
+	python3 - "$P/x" <<'PY'
+import os, sys, time
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    os.stat(sys.argv[1])     # cache_timeout=0: a GETATTR each time
+    time.sleep(0.0003)
+PY
+	p1=$(idle_us POLL) h1=$(idle_us HALT)
+	st=$(status_of "$P")
+	grep -q '"available":true' <<<"$st" || fail "not available as root: $st"
+	grep -Eq '"bursts":[1-9]' <<<"$st" || fail "never turned on: $st"
+	sleep 0.3
+	p2=$(idle_us POLL) h2=$(idle_us HALT)
+	sleep 1
+	p3=$(idle_us POLL) h3=$(idle_us HALT)
+	echo "    idle time (ms) polling/halting: $(((p1 - p0) / 1000))/$(((h1 - h0) / 1000)) during 1 s of requests," \
+		"$(((p3 - p2) / 1000))/$(((h3 - h2) / 1000)) in 1 s after"
+	if [ $((h3 - h2 + p3 - p2)) -gt 0 ]; then # this machine has cpuidle states
+		[ $((p1 - p0)) -gt $((h1 - h0)) ] || fail "idle CPUs halted more than they polled during the burst"
+		[ $((h3 - h2)) -gt $((p3 - p2)) ] || fail "idle CPUs still polling 0.3 s after the last request"
+	fi
+	cvfs_umount "$P"
+	ok "held during the burst, released after"
+}
+
 # mount(8) helper form
 t_mount_8_helper_form() {
 	H=$WORK/helper
@@ -368,6 +426,7 @@ section t_stale_mount
 section t_read_only
 section t_uid_gid_umask
 section t_workers
+section t_cpu_poll
 section t_mount_8_helper_form
 section t_allow_other
 finish
