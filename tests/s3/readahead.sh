@@ -22,9 +22,25 @@ for i in range(1500):
 PY
 cvfs_umount "$M"
 
-# a fresh mount: no page cache, no metadata known
+# a fresh mount: no page cache, no metadata known.  A sequential read goes
+# through windows growing from 1 MiB to 32 MiB, two of them fetched ahead
+# of the reader, each with two GETs: 7 windows for 64 MiB, not a GET per
+# read the kernel sends (512 of 128 KiB)
+export CVFS_S3_STATS=1
 s3_mount "$M"
+g0=$(s3_stat "$M" GET)
 dd if="$M/big" bs=128k status=none | cmp - "$T/big" || fail "sequential read of 64 MiB"
+g1=$(s3_stat "$M" GET)
+[ $((g1 - g0)) -ge 2 ] && [ $((g1 - g0)) -le 24 ] || fail "sequential read of 64 MiB sent $((g1 - g0)) GETs"
+echo "ok: sequential read, $((g1 - g0)) GETs"
+# readers that stop early (the file closed while windows are on the wire),
+# then the whole file again
+for i in 1 2 3 4 5; do
+	head -c $((i * 3))M "$M/big" | cmp - <(head -c $((i * 3))M "$T/big") || fail "a read of the first $((i * 3)) MiB"
+done
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+cmp "$T/big" "$M/big" || fail "sequential read after early closes"
+unset CVFS_S3_STATS
 cvfs_umount "$M"
 s3_mount "$M"
 python3 - "$M/big" "$T/big" <<'PY' || fail "random access"

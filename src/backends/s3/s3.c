@@ -162,31 +162,39 @@ struct wop {
 	struct wop *anext, *aprev; /* on the list of all ops */
 };
 
-/* One buffer of bytes read ahead: [off, off + len) of the object as it was
- * at generation gen. */
-struct rabuf {
+/* One window of bytes read ahead: [off, off + len) of the object as it was
+ * at generation gen, in a buffer of cap bytes that is kept for the next
+ * window when this one is dropped (a fresh 32 MiB buffer costs a page fault
+ * per 4 KiB, and a munmap, at every window). */
+enum { RA_EMPTY, RA_FETCH, RA_READY };
+#define RA_SLOTS 6
+
+struct rawin {
 	char *p;
+	size_t cap;
 	uint64_t off;
 	size_t len;
 	uint64_t gen;
+	int state; /* RA_EMPTY, RA_FETCH (a thread fills it), RA_READY */
+	int drop;  /* RA_FETCH: the file closed meanwhile; the thread frees it */
+	uint64_t used; /* ra->tick when it was last started or read */
 };
 
-/* The read-ahead of one file (docs/s3.md, "Reads").  m serialises the
- * window's bookkeeping and the fetches that fill it; a read that goes
- * straight to S3 (random access) does not hold it while on the wire. */
+/* The read-ahead of one file (docs/s3.md, "Reads").  m protects the
+ * slots and the fields below; a window is filled by a thread of its own,
+ * without m, and cv signals the end of each fetch.  A sequential reader
+ * has the window it reads, the one before (the kernel's reads come a little
+ * out of order) and up to ra_ahead windows after it, each fetched while it
+ * reads the others: RA_SLOTS = 2 + the deepest read-ahead. */
 struct ra {
 	pthread_mutex_t m;
-	struct rabuf cur, prev;
+	pthread_cond_t cv;
+	struct rawin w[RA_SLOTS];
+	int nfetch;    /* fetch threads running */
 	uint64_t next; /* where a sequential reader reads next; UINT64_MAX: none yet */
 	size_t win;    /* the window: 0 (random), then ra_min doubling to ra_max */
-	/* the window after cur, fetched by a thread of its own meanwhile */
-	struct rabuf ahead;
-	int fetching; /* that thread runs; cv signals its end */
-	uint64_t f_off;
-	size_t f_len;
-	pthread_cond_t cv;
+	uint64_t tick;
 	struct s3s *s;
-	char *key;
 };
 
 /* A multipart upload that could not be aborted yet (S3 down). */
@@ -242,6 +250,7 @@ struct s3s {
 	uint64_t ra_used;      /* atomic */
 	int head_threads;      /* parallel HEADs for a directory listing */
 	int ra_streams;        /* GETs that fill one window together */
+	int ra_ahead;          /* windows fetched ahead of a sequential reader */
 
 	/* the content cache (under mu) */
 	uint64_t cache_max;   /* bytes on the LRU at most; 0: no cache */
@@ -496,34 +505,38 @@ static void pend_add(struct s3s *s, struct s3n *n)
 	n->pend_seq = s->txn_seq;
 }
 
-static void rabuf_drop(struct s3s *s, struct rabuf *b)
+/* Frees a window's buffer.  ra->m held, not RA_FETCH. */
+static void rawin_free(struct s3s *s, struct rawin *w)
 {
-	if (b->p) {
-		free(b->p);
-		__atomic_sub_fetch(&s->ra_used, b->len, __ATOMIC_RELAXED);
+	if (w->p) {
+		free(w->p);
+		__atomic_sub_fetch(&s->ra_used, w->cap, __ATOMIC_RELAXED);
 	}
-	memset(b, 0, sizeof(*b));
+	memset(w, 0, sizeof(*w));
 }
 
-/* Frees n's read-ahead buffers.  Called with lk held exclusive, or without
- * mu (takes the ra lock). */
+/* Frees n's read-ahead buffers: at the file's last close (a window being
+ * fetched is freed by its thread when it is done), and for good (destroy:
+ * waits for the fetches).  Without mu. */
 static void ra_release(struct s3s *s, struct s3n *n, int destroy)
 {
 	struct ra *r = n->ra;
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->m);
-	while (r->fetching)
+	while (destroy && r->nfetch)
 		pthread_cond_wait(&r->cv, &r->m);
-	rabuf_drop(s, &r->cur);
-	rabuf_drop(s, &r->prev);
-	rabuf_drop(s, &r->ahead);
+	for (int i = 0; i < RA_SLOTS; i++) {
+		if (r->w[i].state == RA_FETCH)
+			r->w[i].drop = 1;
+		else
+			rawin_free(s, &r->w[i]);
+	}
 	r->next = UINT64_MAX;
 	r->win = 0;
 	pthread_mutex_unlock(&r->m);
 	if (destroy) {
 		pthread_cond_destroy(&r->cv);
-		free(r->key);
 		pthread_mutex_destroy(&r->m);
 		free(r);
 		n->ra = NULL;
@@ -3308,38 +3321,49 @@ static int fetch_window(struct s3s *s, const char *key, char *buf, size_t len, u
 	return f.rc;
 }
 
-static int rabuf_has(const struct rabuf *b, uint64_t gen, uint64_t off, size_t len)
+/* A buffer of at least len bytes for window w (its own if big enough),
+ * counted in ra_used; 0, or -ENOMEM past readahead_mem.  ra->m held. */
+static int rawin_buf(struct s3s *s, struct rawin *w, size_t len)
 {
-	return b->p && b->gen == gen && off >= b->off && off + len <= b->off + b->len;
+	if (w->p && w->cap >= len)
+		return 0;
+	if (w->p) {
+		free(w->p);
+		__atomic_sub_fetch(&s->ra_used, w->cap, __ATOMIC_RELAXED);
+		w->p = NULL;
+		w->cap = 0;
+	}
+	if (__atomic_add_fetch(&s->ra_used, len, __ATOMIC_RELAXED) > s->ra_mem ||
+	    !(w->p = malloc(len))) {
+		__atomic_sub_fetch(&s->ra_used, len, __ATOMIC_RELAXED);
+		return -ENOMEM;
+	}
+	w->cap = len;
+	return 0;
 }
 
-/* A read through the file's read-ahead window.  Sequential reads (near
- * where the last one ended: the kernel sends a few at once, not always in
- * order) double the window from ra_min to ra_max and are served from
- * memory; a jump elsewhere closes the window, and such reads fetch just
- * what they ask for, without holding the window's lock while on the wire. */
-struct ahead_job {
+struct ra_job {
 	struct ra *ra;
+	struct rawin *w;
 	char *key;
-	uint64_t gen;
+	char *p;
+	uint64_t off;
+	size_t len;
 };
 
-static void *ahead_main(void *arg)
+static void *ra_fetch_main(void *arg)
 {
-	struct ahead_job *j = arg;
+	struct ra_job *j = arg;
 	struct ra *ra = j->ra;
 	struct s3s *s = ra->s;
-	char *p = malloc(ra->f_len);
-	int rc = p ? fetch_window(s, j->key, p, ra->f_len, ra->f_off) : -ENOMEM;
+	int rc = fetch_window(s, j->key, j->p, j->len, j->off);
 	pthread_mutex_lock(&ra->m);
-	if (rc == 0 && j->gen == (ra->cur.p ? ra->cur.gen : j->gen)) {
-		rabuf_drop(s, &ra->ahead);
-		ra->ahead = (struct rabuf){.p = p, .off = ra->f_off, .len = ra->f_len, .gen = j->gen};
-	} else {
-		free(p);
-		__atomic_sub_fetch(&s->ra_used, ra->f_len, __ATOMIC_RELAXED);
-	}
-	ra->fetching = 0;
+	struct rawin *w = j->w;
+	if (w->drop)
+		rawin_free(s, w);
+	else
+		w->state = rc == 0 ? RA_READY : RA_EMPTY;
+	ra->nfetch--;
 	pthread_cond_broadcast(&ra->cv);
 	pthread_mutex_unlock(&ra->m);
 	free(j->key);
@@ -3347,125 +3371,161 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-/* Starts fetching the window after cur when the reader is half way
- * through it.  ra->m held. */
-static void ra_ahead(struct s3s *s, struct ra *ra, const char *key, uint64_t rsize, uint64_t off)
+/* Starts filling w with [off, off+len) on a thread of its own.  ra->m
+ * held; w is not RA_FETCH.  0 or -errno (then w is empty). */
+static int ra_start(struct s3s *s, struct ra *ra, struct rawin *w, const char *key, uint64_t gen,
+		    uint64_t off, size_t len)
 {
-	struct rabuf *c = &ra->cur;
-	if (ra->fetching || !c->p || ra->win == 0 || off < c->off + c->len / 2)
-		return;
-	uint64_t end = c->off + c->len;
-	if (end >= rsize || (ra->ahead.p && ra->ahead.off == end))
-		return;
-	size_t w = ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2;
-	if (w > rsize - end)
-		w = (size_t)(rsize - end);
-	if (__atomic_add_fetch(&s->ra_used, w, __ATOMIC_RELAXED) > s->ra_mem) {
-		__atomic_sub_fetch(&s->ra_used, w, __ATOMIC_RELAXED);
-		return;
-	}
-	struct ahead_job *j = malloc(sizeof(*j));
+	w->state = RA_EMPTY;
+	if (rawin_buf(s, w, len))
+		return -ENOMEM;
+	struct ra_job *j = malloc(sizeof(*j));
 	char *k = strdup(key);
-	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = -ENOMEM;
 	if (j && k) {
-		*j = (struct ahead_job){.ra = ra, .key = k, .gen = c->gen};
-		ra->f_off = end;
-		ra->f_len = w;
-		ra->fetching = 1;
-		ra->win = w;
-		rabuf_drop(s, &ra->ahead);
-		if (pthread_create(&t, &at, ahead_main, j) == 0) {
+		*j = (struct ra_job){.ra = ra, .w = w, .key = k, .p = w->p, .off = off, .len = len};
+		w->off = off;
+		w->len = len;
+		w->gen = gen;
+		w->drop = 0;
+		w->state = RA_FETCH;
+		w->used = ++ra->tick;
+		ra->nfetch++;
+		pthread_t t;
+		rc = -pthread_create(&t, &at, ra_fetch_main, j);
+		if (rc == 0) {
 			j = NULL;
 			k = NULL;
 		} else {
-			ra->fetching = 0;
+			w->state = RA_EMPTY;
+			ra->nfetch--;
 		}
 	}
 	pthread_attr_destroy(&at);
-	if (j || k) {
-		free(j);
-		free(k);
-		__atomic_sub_fetch(&s->ra_used, w, __ATOMIC_RELAXED);
+	free(j);
+	free(k);
+	return rc;
+}
+
+/* The window of generation gen holding [off, off+len), or NULL. */
+static struct rawin *ra_find(struct ra *ra, uint64_t gen, uint64_t off, size_t len)
+{
+	for (int i = 0; i < RA_SLOTS; i++) {
+		struct rawin *w = &ra->w[i];
+		if (w->state != RA_EMPTY && w->gen == gen && off >= w->off &&
+		    off + len <= w->off + w->len)
+			return w;
+	}
+	return NULL;
+}
+
+/* A slot for a new window: an empty one, else the ready window used least
+ * recently other than keep (the reader's).  NULL if none may go. */
+static struct rawin *ra_slot(struct ra *ra, const struct rawin *keep)
+{
+	struct rawin *best = NULL;
+	for (int i = 0; i < RA_SLOTS; i++) {
+		struct rawin *w = &ra->w[i];
+		if (w->state == RA_EMPTY)
+			return w;
+		if (w->state == RA_READY && w != keep && (!best || w->used < best->used))
+			best = w;
+	}
+	return best;
+}
+
+/* Keeps up to ra_ahead windows fetching or fetched after the window
+ * [from, end) the reader is in.  ra->m held. */
+static void ra_prefetch(struct s3s *s, struct ra *ra, const char *key, uint64_t gen,
+			uint64_t rsize, const struct rawin *cur)
+{
+	uint64_t end = cur->off + cur->len;
+	for (int d = 0; d < s->ra_ahead && ra->win && end < rsize; d++) {
+		struct rawin *w = ra_find(ra, gen, end, 1);
+		if (w && w->off == end) {
+			end = w->off + w->len;
+			continue;
+		}
+		if (w)
+			break; /* a window overlaps from elsewhere: leave it */
+		w = ra_slot(ra, cur);
+		if (!w)
+			break;
+		size_t len = ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2;
+		if (len > rsize - end)
+			len = (size_t)(rsize - end);
+		if (ra_start(s, ra, w, key, gen, end, len))
+			break;
+		ra->win = len > ra->win ? len : ra->win;
+		end += len;
 	}
 }
 
-/* A read through the file's read-ahead window.  Sequential reads (near
+/* A read through the file's read-ahead windows.  Sequential reads (near
  * where the last one ended: the kernel sends a few at once, not always in
  * order) double the window from ra_min to ra_max and are served from
- * memory, the next window being fetched meanwhile; a jump elsewhere closes
- * the window, and such reads fetch just what they ask for, without holding
- * the window's lock while on the wire. */
+ * memory while the next ra_ahead windows are fetched meanwhile, each with
+ * its own GET; a jump elsewhere closes the window, and such reads fetch just
+ * what they ask for, without holding the window's lock while on the wire.
+ * With emit, the bytes go to emit straight from the window (read_iov). */
 static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t gen,
 		       uint64_t rsize, void *buf, size_t len, uint64_t off)
 {
 	pthread_mutex_lock(&ra->m);
-	/* a read in the window being fetched waits for it */
-	while (ra->fetching && off >= ra->f_off && off + len <= ra->f_off + ra->f_len)
+	for (int i = 0; i < RA_SLOTS; i++) {
+		struct rawin *w = &ra->w[i];
+		if (w->state == RA_READY && w->gen != gen)
+			w->state = RA_EMPTY; /* the bytes changed: keep only the buffer */
+	}
+	struct rawin *w;
+	for (;;) {
+		w = ra_find(ra, gen, off, len);
+		if (!w || w->state == RA_READY)
+			break;
 		pthread_cond_wait(&ra->cv, &ra->m);
-	if (ra->cur.p && ra->cur.gen != gen)
-		rabuf_drop(s, &ra->cur);
-	if (ra->prev.p && ra->prev.gen != gen)
-		rabuf_drop(s, &ra->prev);
-	if (ra->ahead.p && ra->ahead.gen != gen)
-		rabuf_drop(s, &ra->ahead);
-	if (rabuf_has(&ra->ahead, gen, off, len)) {
-		rabuf_drop(s, &ra->prev);
-		ra->prev = ra->cur;
-		ra->cur = ra->ahead;
-		memset(&ra->ahead, 0, sizeof(ra->ahead));
 	}
-	struct rabuf *hit = rabuf_has(&ra->cur, gen, off, len)    ? &ra->cur
-			    : rabuf_has(&ra->prev, gen, off, len) ? &ra->prev
-								  : NULL;
-	if (hit) {
-		memcpy(buf, hit->p + (off - hit->off), len);
-		if (off + len > ra->next || ra->next == UINT64_MAX)
+	if (!w) {
+		uint64_t slack = (uint64_t)ra->win + (4u << 20);
+		int seq = (ra->next == UINT64_MAX && off == 0) ||
+			  (ra->next != UINT64_MAX && off + slack >= ra->next &&
+			   off <= ra->next + slack);
+		if (seq)
+			ra->win = ra->win ? (ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2)
+					  : s->ra_min;
+		else
+			ra->win = 0;
+		size_t want = len > ra->win ? len : ra->win;
+		if (want > rsize - off)
+			want = (size_t)(rsize - off);
+		if (want < len)
+			want = len;
+		w = want > len ? ra_slot(ra, NULL) : NULL;
+		if (w && ra_start(s, ra, w, key, gen, off, want) == 0) {
+			/* the windows after it go on the wire at the same time */
+			ra_prefetch(s, ra, key, gen, rsize, w);
+			while (w->state == RA_FETCH && w->gen == gen && w->off == off)
+				pthread_cond_wait(&ra->cv, &ra->m);
+			if (w->state != RA_READY || w->gen != gen || w->off != off)
+				w = NULL; /* failed: the plain GET below says why */
+		} else {
+			w = NULL;
+		}
+		if (!w) {
+			/* random access (or no memory to spare): straight into buf */
+			ra->win = 0;
 			ra->next = off + len;
-		if (hit == &ra->cur)
-			ra_ahead(s, ra, key, rsize, off);
-		pthread_mutex_unlock(&ra->m);
-		return (ssize_t)len;
+			pthread_mutex_unlock(&ra->m);
+			return ranged_get(s, key, buf, len, off);
+		}
 	}
-	uint64_t slack = (uint64_t)ra->win + (4u << 20);
-	int seq = (ra->next == UINT64_MAX && off == 0) ||
-		  (ra->next != UINT64_MAX && off + slack >= ra->next && off <= ra->next + slack);
-	if (seq)
-		ra->win = ra->win ? (ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2) : s->ra_min;
-	else
-		ra->win = 0;
-	size_t want = len > ra->win ? len : ra->win;
-	if (want > rsize - off)
-		want = (size_t)(rsize - off);
-	if (want < len)
-		want = len;
-	uint64_t used = __atomic_add_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
-	char *p = NULL;
-	if (want > len && used <= s->ra_mem)
-		p = malloc(want);
-	if (!p) {
-		/* random access (or no memory to spare): straight into buf */
-		__atomic_sub_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
+	memcpy(buf, w->p + (off - w->off), len);
+	w->used = ++ra->tick;
+	if (off + len > ra->next || ra->next == UINT64_MAX)
 		ra->next = off + len;
-		pthread_mutex_unlock(&ra->m);
-		return ranged_get(s, key, buf, len, off);
-	}
-	int rc = fetch_window(s, key, p, want, off);
-	if (rc) {
-		free(p);
-		__atomic_sub_fetch(&s->ra_used, want, __ATOMIC_RELAXED);
-		ra->win = 0;
-		pthread_mutex_unlock(&ra->m);
-		return rc;
-	}
-	rabuf_drop(s, &ra->prev);
-	ra->prev = ra->cur;
-	ra->cur = (struct rabuf){.p = p, .off = off, .len = want, .gen = gen};
-	memcpy(buf, p, len);
-	ra->next = off + len;
-	ra_ahead(s, ra, key, rsize, off);
+	ra_prefetch(s, ra, key, gen, rsize, w);
 	pthread_mutex_unlock(&ra->m);
 	return (ssize_t)len;
 }
@@ -4502,7 +4562,10 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	s->ra_max = (size_t)opt_long(opts, nopts, "readahead_max", 32 << 20);
 	s->ra_mem = (uint64_t)opt_long(opts, nopts, "readahead_mem", 512 << 20);
 	s->head_threads = (int)opt_long(opts, nopts, "head_threads", 16);
-	s->ra_streams = (int)opt_long(opts, nopts, "readahead_streams", 1);
+	s->ra_streams = (int)opt_long(opts, nopts, "readahead_streams", 2);
+	s->ra_ahead = (int)opt_long(opts, nopts, "readahead_ahead", 2);
+	if (s->ra_ahead < 0 || s->ra_ahead > RA_SLOTS - 2)
+		s->ra_ahead = RA_SLOTS - 2;
 	if (s->ra_streams < 1 || s->ra_streams > 16)
 		s->ra_streams = 1;
 	if (s->mp_threads < 1 || s->mp_threads > 64)

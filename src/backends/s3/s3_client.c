@@ -316,6 +316,8 @@ void s3c_free(struct s3c *c)
 	free(c);
 }
 
+#define S3C_RECV_BUF (256L << 10)
+
 static CURL *pool_get(struct s3c *c)
 {
 	CURL *h = NULL;
@@ -643,6 +645,10 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->lowspeed_s);
 		curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+		/* one receive buffer size for every request (a handle keeps its
+		 * buffer): 16 KiB, the default, is a recv(2) and a callback per
+		 * 16 KiB of a window being read ahead */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, S3C_RECV_BUF);
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
