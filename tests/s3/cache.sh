@@ -43,6 +43,39 @@ g2=$(gets)
 [ "$g2" -gt "$g1" ] || fail "big.bin (over cache_whole) was read without a GET: the counter is wrong"
 echo "ok: cold reads from the cache, no GET (big.bin: $((g2 - g1)) GETs)"
 
+# a written file read sequentially goes through read-ahead windows filled
+# from its local copy; a change while it is open (windows held) is seen
+head -c 40000000 /dev/urandom >"$T/c"
+cp "$T/c" "$M/w/c.bin"
+g0=$(gets)
+python3 - "$M/w/c.bin" "$T/c" <<'PY' || fail "reads of a changed local copy"
+import os, sys
+path, ref = sys.argv[1], bytearray(open(sys.argv[2], "rb").read())
+def drop():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+fd = os.open(path, os.O_RDONLY)
+drop()
+if os.pread(fd, len(ref), 0) != ref:
+    sys.exit("first cold read differs")
+w = os.open(path, os.O_WRONLY)
+os.pwrite(w, b"X" * 70000, 20000000)
+os.close(w)
+ref[20000000:20070000] = b"X" * 70000
+drop()
+off = 0
+while off < len(ref):
+    got = os.pread(fd, 1 << 20, off)
+    if got != ref[off:off + (1 << 20)]:
+        sys.exit(f"read at {off} after the change differs")
+    off += 1 << 20
+os.close(fd)
+PY
+g1=$(gets)
+[ "$g1" = "$g0" ] || fail "reads of a written file sent $((g1 - g0)) GETs"
+echo "ok: a written file read through windows of its local copy, changed while open"
+
 # another client changes remote.bin (same size): the cached copy goes
 head -c 4096 /dev/urandom >"$T/remote2"
 s3_aws s3 cp --quiet "$T/remote2" "$B/remote.bin"

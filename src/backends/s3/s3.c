@@ -1662,6 +1662,7 @@ static int stage_mod(struct s3s *s, struct s3n *n)
 {
 	lru_del(s, n);
 	n->wgen++;
+	n->ra_gen++; /* windows read from the stage are out of date */
 	if (!n->uploading || n->fd < 0)
 		return 0;
 	return stage_copy(s, n, 0);
@@ -3345,18 +3346,41 @@ static int rawin_buf(struct s3s *s, struct rawin *w, size_t len)
 struct ra_job {
 	struct ra *ra;
 	struct rawin *w;
-	char *key;
+	char *key; /* the object, or NULL: ... */
+	int fd;    /* ... a dup of the local copy (stage or cached copy) */
 	char *p;
 	uint64_t off;
 	size_t len;
 };
+
+/* Reads [off, off+len) of a local copy into buf; bytes past its end read
+ * as zeros.  0 or -errno. */
+static int pread_full(int fd, char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t r = pread(fd, buf + done, len - done, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	memset(buf + done, 0, len - done);
+	return 0;
+}
 
 static void *ra_fetch_main(void *arg)
 {
 	struct ra_job *j = arg;
 	struct ra *ra = j->ra;
 	struct s3s *s = ra->s;
-	int rc = fetch_window(s, j->key, j->p, j->len, j->off);
+	int rc = j->key ? fetch_window(s, j->key, j->p, j->len, j->off)
+			: pread_full(j->fd, j->p, j->len, j->off);
+	if (j->fd >= 0)
+		close(j->fd);
 	pthread_mutex_lock(&ra->m);
 	struct rawin *w = j->w;
 	if (w->drop)
@@ -3371,22 +3395,25 @@ static void *ra_fetch_main(void *arg)
 	return NULL;
 }
 
-/* Starts filling w with [off, off+len) on a thread of its own.  ra->m
- * held; w is not RA_FETCH.  0 or -errno (then w is empty). */
-static int ra_start(struct s3s *s, struct ra *ra, struct rawin *w, const char *key, uint64_t gen,
-		    uint64_t off, size_t len)
+/* Starts filling w with [off, off+len) on a thread of its own, from key
+ * or (key NULL) from a dup of fd.  ra->m held; w is not RA_FETCH.  0 or
+ * -errno (then w is empty). */
+static int ra_start(struct s3s *s, struct ra *ra, struct rawin *w, const char *key, int fd,
+		    uint64_t gen, uint64_t off, size_t len)
 {
 	w->state = RA_EMPTY;
 	if (rawin_buf(s, w, len))
 		return -ENOMEM;
 	struct ra_job *j = malloc(sizeof(*j));
-	char *k = strdup(key);
+	char *k = key ? strdup(key) : NULL;
+	int jfd = key ? -1 : dup(fd);
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	int rc = -ENOMEM;
-	if (j && k) {
-		*j = (struct ra_job){.ra = ra, .w = w, .key = k, .p = w->p, .off = off, .len = len};
+	if (j && (key ? k != NULL : jfd >= 0)) {
+		*j = (struct ra_job){.ra = ra, .w = w, .key = k, .fd = jfd, .p = w->p, .off = off,
+				     .len = len};
 		w->off = off;
 		w->len = len;
 		w->gen = gen;
@@ -3399,6 +3426,7 @@ static int ra_start(struct s3s *s, struct ra *ra, struct rawin *w, const char *k
 		if (rc == 0) {
 			j = NULL;
 			k = NULL;
+			jfd = -1;
 		} else {
 			w->state = RA_EMPTY;
 			ra->nfetch--;
@@ -3407,6 +3435,8 @@ static int ra_start(struct s3s *s, struct ra *ra, struct rawin *w, const char *k
 	pthread_attr_destroy(&at);
 	free(j);
 	free(k);
+	if (jfd >= 0)
+		close(jfd);
 	return rc;
 }
 
@@ -3439,7 +3469,7 @@ static struct rawin *ra_slot(struct ra *ra, const struct rawin *keep)
 
 /* Keeps up to ra_ahead windows fetching or fetched after the window
  * [from, end) the reader is in.  ra->m held. */
-static void ra_prefetch(struct s3s *s, struct ra *ra, const char *key, uint64_t gen,
+static void ra_prefetch(struct s3s *s, struct ra *ra, const char *key, int fd, uint64_t gen,
 			uint64_t rsize, const struct rawin *cur)
 {
 	uint64_t end = cur->off + cur->len;
@@ -3457,7 +3487,7 @@ static void ra_prefetch(struct s3s *s, struct ra *ra, const char *key, uint64_t 
 		size_t len = ra->win * 2 > s->ra_max ? s->ra_max : ra->win * 2;
 		if (len > rsize - end)
 			len = (size_t)(rsize - end);
-		if (ra_start(s, ra, w, key, gen, end, len))
+		if (ra_start(s, ra, w, key, fd, gen, end, len))
 			break;
 		ra->win = len > ra->win ? len : ra->win;
 		end += len;
@@ -3470,8 +3500,9 @@ static void ra_prefetch(struct s3s *s, struct ra *ra, const char *key, uint64_t 
  * memory while the next ra_ahead windows are fetched meanwhile, each with
  * its own GET; a jump elsewhere closes the window, and such reads fetch just
  * what they ask for, without holding the window's lock while on the wire.
- * With emit, the bytes go to emit straight from the window (read_iov). */
-static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t gen,
+ * The source is the object (key), or (key NULL) the local copy fd: one big
+ * read of it per window, on a thread, ahead of the kernel's reads. */
+static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, int fd, uint64_t gen,
 		       uint64_t rsize, void *buf, size_t len, uint64_t off)
 {
 	pthread_mutex_lock(&ra->m);
@@ -3503,9 +3534,9 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t g
 		if (want < len)
 			want = len;
 		w = want > len ? ra_slot(ra, NULL) : NULL;
-		if (w && ra_start(s, ra, w, key, gen, off, want) == 0) {
+		if (w && ra_start(s, ra, w, key, fd, gen, off, want) == 0) {
 			/* the windows after it go on the wire at the same time */
-			ra_prefetch(s, ra, key, gen, rsize, w);
+			ra_prefetch(s, ra, key, fd, gen, rsize, w);
 			while (w->state == RA_FETCH && w->gen == gen && w->off == off)
 				pthread_cond_wait(&ra->cv, &ra->m);
 			if (w->state != RA_READY || w->gen != gen || w->off != off)
@@ -3518,6 +3549,10 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t g
 			ra->win = 0;
 			ra->next = off + len;
 			pthread_mutex_unlock(&ra->m);
+			if (!key) {
+				int r = pread_full(fd, buf, len, off);
+				return r ? r : (ssize_t)len;
+			}
 			return ranged_get(s, key, buf, len, off);
 		}
 	}
@@ -3525,9 +3560,24 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, uint64_t g
 	w->used = ++ra->tick;
 	if (off + len > ra->next || ra->next == UINT64_MAX)
 		ra->next = off + len;
-	ra_prefetch(s, ra, key, gen, rsize, w);
+	ra_prefetch(s, ra, key, fd, gen, rsize, w);
 	pthread_mutex_unlock(&ra->m);
 	return (ssize_t)len;
+}
+
+/* n's read-ahead, made at its first read (NULL without memory).  mu held. */
+static struct ra *ra_get(struct s3s *s, struct s3n *n)
+{
+	if (!n->ra) {
+		n->ra = calloc(1, sizeof(*n->ra));
+		if (n->ra) {
+			pthread_cond_init(&n->ra->cv, NULL);
+			n->ra->s = s;
+			pthread_mutex_init(&n->ra->m, NULL);
+			n->ra->next = UINT64_MAX;
+		}
+	}
+	return n->ra;
 }
 
 /* A small object read for the first time is fetched whole into a cache
@@ -3624,35 +3674,38 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 	    n->rsize <= s->cache_max)
 		fill_whole(s, n);
 	if (n->fd >= 0) {
-		ssize_t r;
-		size_t done = 0;
 		lru_touch(s, n);
-		/* a disk stage is read without mu (a cold read waits for the disk;
-		 * the kernel sends several reads at once): through a dup, which
-		 * stays valid whatever happens to the stage meanwhile (writers
-		 * cannot run: lk is held shared) */
-		int fd = n->memfd ? n->fd : dup(n->fd);
-		int own = fd != n->fd;
+		if (n->memfd) {
+			rc = pread_full(n->fd, buf, len, off);
+			if (rc == 0)
+				rc = (ssize_t)len;
+			goto out;
+		}
+		/* a disk stage or cached copy is read without mu (a cold read
+		 * waits for the disk; the kernel sends several reads at once):
+		 * through a dup, which stays valid whatever happens to the stage
+		 * meanwhile (writers cannot run: lk is held shared), and through
+		 * the read-ahead windows: a sequential reader gets one big read
+		 * of the file per window, on a thread, ahead of its reads (the
+		 * kernel's 256 KiB reads of it, from several threads and a little
+		 * out of order, defeat the disk's own read-ahead) */
+		int fd = dup(n->fd);
 		if (fd < 0) {
 			rc = -errno;
 			goto out;
 		}
-		if (own)
-			pthread_mutex_unlock(&s->mu);
-		while (done < len) {
-			r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			done += (size_t)r;
+		struct ra *ra = ra_get(s, n);
+		uint64_t gen = n->ra_gen, size = n->a.size;
+		pthread_mutex_unlock(&s->mu);
+		if (ra && off < size) {
+			rc = ra_read(s, ra, NULL, fd, gen, size, buf, len, off);
+		} else {
+			rc = pread_full(fd, buf, len, off);
+			if (rc == 0)
+				rc = (ssize_t)len;
 		}
-		if (own) {
-			close(fd);
-			pthread_mutex_lock(&s->mu);
-		}
-		memset((char *)buf + done, 0, len - done);
-		rc = (ssize_t)len;
+		close(fd);
+		pthread_mutex_lock(&s->mu);
 		goto out;
 	}
 	if (!n->remote || n->pending || off >= n->rsize) {
@@ -3666,20 +3719,12 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		rc = err;
 		goto out;
 	}
-	if (!n->ra) {
-		n->ra = calloc(1, sizeof(*n->ra));
-		if (n->ra) {
-			pthread_cond_init(&n->ra->cv, NULL);
-			n->ra->s = s;
-			pthread_mutex_init(&n->ra->m, NULL);
-			n->ra->next = UINT64_MAX;
-		}
-	}
-	struct ra *ra = n->ra;
+	struct ra *ra = ra_get(s, n);
 	uint64_t gen = n->ra_gen, rsize = n->rsize;
 	/* the node lives on (lk is held shared); its ra lock comes before mu */
 	pthread_mutex_unlock(&s->mu);
-	rc = ra ? ra_read(s, ra, key, gen, rsize, buf, len, off) : ranged_get(s, key, buf, len, off);
+	rc = ra ? ra_read(s, ra, key, -1, gen, rsize, buf, len, off)
+		: ranged_get(s, key, buf, len, off);
 	pthread_mutex_lock(&s->mu);
 	free(key);
 out:
