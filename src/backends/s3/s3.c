@@ -3377,6 +3377,8 @@ static void *ra_fetch_main(void *arg)
 	struct ra_job *j = arg;
 	struct ra *ra = j->ra;
 	struct s3s *s = ra->s;
+	if (!j->key) /* all of the window on its way from the disk at once */
+		(void)posix_fadvise(j->fd, (off_t)j->off, (off_t)j->len, POSIX_FADV_WILLNEED);
 	int rc = j->key ? fetch_window(s, j->key, j->p, j->len, j->off)
 			: pread_full(j->fd, j->p, j->len, j->off);
 	if (j->fd >= 0)
