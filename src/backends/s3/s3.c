@@ -685,6 +685,8 @@ static void defaults(struct s3s *s, struct s3n *n, int64_t mtime)
 {
 	uint32_t type = n->a.mode & S_IFMT;
 	n->a.mode = type | (type == S_IFDIR ? 0755 : 0644);
+	if (type == S_IFDIR)
+		n->a.size = 4096; /* what ext4 shows; ours keep the size they were given */
 	n->a.uid = s->uid;
 	n->a.gid = s->gid;
 	if (mtime == INT64_MIN)
@@ -1335,6 +1337,38 @@ static int valid_name(const char *name, size_t len)
 	return 1;
 }
 
+/* Whether a name we make can be a key: S3 keys are UTF-8, and listings
+ * come back as XML 1.0, which cannot carry the C0 controls other than tab,
+ * newline and carriage return.  (A name that fails could be sent, but S3
+ * refuses it or lists it so that nobody reads it back.) */
+static int key_name_ok(const char *name, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	for (size_t i = 0; i < len;) {
+		unsigned c = p[i];
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+			 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+		if (k == 0 || i + k >= len)
+			return 0; /* not a lead byte, or cut short */
+		unsigned c1 = p[i + 1];
+		/* no overlong forms, no surrogates, nothing past U+10FFFF */
+		if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+		    (c == 0xf4 && c1 > 0x8f))
+			return 0;
+		for (size_t j = 1; j <= k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -1549,25 +1583,48 @@ static int stage_open(struct s3s *s, struct s3n *n)
 	return stage_open_hint(s, n, 0);
 }
 
-/* Copies all of src into dst. */
+/* Copies all of src into dst: only its data, holes stay holes (a stage of
+ * 5 GiB with 300 bytes in it moves from memory to disk in no time). */
 static int copy_fd(int src, int dst, uint64_t size)
 {
-	loff_t in = 0, out = 0;
-	while (in < (loff_t)size) {
-		ssize_t c = copy_file_range(src, &in, dst, &out, (size_t)((loff_t)size - in), 0);
-		if (c < 0 && errno == EINTR)
-			continue;
-		if (c <= 0) {
-			/* no copy_file_range between these two: by hand */
+	loff_t pos = 0;
+	int by_hand = 0;
+	while (pos < (loff_t)size) {
+		loff_t d = lseek(src, pos, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break; /* no data after pos */
+		if (d < 0)
+			d = pos; /* no SEEK_DATA here: all of it */
+		if (d >= (loff_t)size)
+			break;
+		loff_t h = lseek(src, d, SEEK_HOLE);
+		if (h < 0 || h > (loff_t)size)
+			h = (loff_t)size;
+		loff_t in = d, out = d;
+		while (in < h) {
+			ssize_t c = by_hand ? -1 : copy_file_range(src, &in, dst, &out, (size_t)(h - in), 0);
+			if (c < 0 && errno == EINTR)
+				continue;
+			if (c > 0)
+				continue;
+			/* no copy_file_range between these two (memfd to disk): by hand */
+			by_hand = 1;
 			char buf[65536];
-			ssize_t r = pread(src, buf, sizeof(buf), in);
+			size_t want = h - in < (loff_t)sizeof(buf) ? (size_t)(h - in) : sizeof(buf);
+			ssize_t r = pread(src, buf, want, in);
 			if (r < 0 && errno == EINTR)
 				continue;
-			if (r <= 0 || pwrite(dst, buf, (size_t)r, out) != r)
-				return r < 0 ? -errno : -EIO;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				break; /* src ends here: the rest reads as zeros */
+			ssize_t w = pwrite(dst, buf, (size_t)r, out);
+			if (w != r)
+				return w < 0 ? -errno : -EIO;
 			in += r;
 			out += r;
 		}
+		pos = h;
 	}
 	return ftruncate(dst, (off_t)size) < 0 ? -errno : 0;
 }
@@ -2699,8 +2756,6 @@ static void fill(struct s3s *s, struct s3n *n, struct cvfs_attr *out)
 		else
 			out->nlink = 1;
 	}
-	if (n->dir)
-		out->size = 4096;
 }
 
 static int s_inode_get(struct cvfs_store *st, uint64_t ino, struct cvfs_attr *out)
@@ -2754,7 +2809,6 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 	struct cvfs_attr old = n->a;
 	n->a = *a;
 	if (n->dir) {
-		n->a.size = 0;
 		/* a directory's own attributes: kept when chmod/chown/utimes set them
 		 * (not when the core touches mtime for a change inside) */
 		int named = n->parent && n != s->root && !n->gone;
@@ -2915,6 +2969,8 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 	struct s3s *s = S(st);
 	if (len == 0 || len > CVFS_NAME_MAX)
 		return -ENAMETOOLONG;
+	if (!key_name_ok(name, len))
+		return -EILSEQ;
 	pthread_mutex_lock(&s->mu);
 	if (s->wb)
 		wb_room(s, 0);
