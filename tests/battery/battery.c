@@ -2359,11 +2359,43 @@ static const char *const odd_names[] = {
 };
 #define N_ODD (sizeof(odd_names) / sizeof(odd_names[0]))
 
+/* Valid UTF-8 with no control characters but tab and newline. */
+static int plain_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int k = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+		      : (*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (k < 0 || (*p < 0x20 && *p != '\t' && *p != '\n'))
+			return 0;
+		for (int j = 1; j <= k; j++)
+			if ((p[j] & 0xc0) != 0x80)
+				return 0;
+		p += k + 1;
+	}
+	return 1;
+}
+
 static int t_names_odd(void)
 {
 	struct stat st;
-	for (size_t i = 0; i < N_ODD; i++)
+	/* A filesystem may refuse a name that is not plain UTF-8 with EILSEQ
+	 * (ZFS utf8only, APFS, the S3 store: keys are UTF-8): such names are
+	 * left out of the rest; every name it takes is checked. */
+	int refused[N_ODD] = {0};
+	for (size_t i = 0; i < N_ODD; i++) {
+		if (!plain_utf8(odd_names[i])) {
+			errno = 0;
+			int fd = open(odd_names[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd < 0 && errno == EILSEQ) {
+				refused[i] = 1;
+				continue;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
 		TRY(put_str(odd_names[i], odd_names[i]));
+	}
 	int seen[N_ODD] = {0};
 	DIR *d = opendir(".");
 	TRUE(d != NULL, "opendir: %s", ename(errno));
@@ -2387,6 +2419,10 @@ static int t_names_odd(void)
 	for (size_t i = 0; i < N_ODD; i++) {
 		char nm[300];
 		fmt_bytes(nm, sizeof(nm), (const unsigned char *)odd_names[i], strlen(odd_names[i]));
+		if (refused[i]) {
+			TRUE(seen[i] == 0, "\"%s\" refused (EILSEQ) but listed", nm);
+			continue;
+		}
 		TRUE(seen[i] == 1, "\"%s\" listed %d times", nm, seen[i]);
 		TRY(xstat(odd_names[i], &st));
 		TRY(check_str(odd_names[i], odd_names[i]));
@@ -2394,6 +2430,8 @@ static int t_names_odd(void)
 	/* rename each, then remove */
 	for (size_t i = 0; i < N_ODD; i++) {
 		char to[300];
+		if (refused[i])
+			continue;
 		snprintf(to, sizeof(to), "%s\n2 \xc3\xa9", odd_names[i]);
 		OK(rename(odd_names[i], to));
 		TRY(gone(odd_names[i]));

@@ -68,6 +68,29 @@ except OSError as e:
 sys.exit(1)
 PY
 
+# names a key cannot carry (not UTF-8, control characters): EILSEQ, at
+# create, mkdir and rename; UTF-8 names go through
+python3 - "$M" <<'PY' || fail "names that cannot be keys"
+import errno, os, sys
+d = sys.argv[1].encode() + b"/"
+def refused(what, fn):
+    try:
+        fn()
+    except OSError as e:
+        if e.errno != errno.EILSEQ:
+            sys.exit(f"{what}: {e}")
+    else:
+        sys.exit(f"{what} succeeded")
+for bad in (b"caf\xe9", b"ctl\x01", b"\xff\xfe"):
+    refused(bad, lambda: os.open(d + bad, os.O_CREAT | os.O_WRONLY, 0o644))
+    refused(bad, lambda: os.mkdir(d + bad))
+open(d + b"plain", "w").close()
+refused("rename", lambda: os.rename(d + b"plain", d + b"caf\xe9"))
+os.unlink(d + b"plain")
+with open(d + "café, 日本語\ttab".encode(), "w") as f:
+    f.write("utf")
+PY
+
 # attributes
 chmod 640 "$M/r2"
 touch -d '2001-02-03 04:05:06.123456789 UTC' "$M/r2"
@@ -90,6 +113,7 @@ s3_mount "$M"
 [ "$(stat -c %y "$M/r2" | cut -c20-29)" = .123456789 ] || fail "mtime nanoseconds: $(stat -c %y "$M/r2")"
 [ "$(stat -c %a "$M/d")" = 700 ] || fail "directory mode after remount"
 [ "$(readlink "$M/l")" = r2 ] || fail "symlink after remount"
+[ "$(cat "$M/café, 日本語	tab")" = utf ] || fail "a UTF-8 name after remount"
 [ "$(cat "$M/d/x/y/z")" = deep ] || fail "moved tree after remount"
 [ -d "$M/d/e" ] || fail "empty directory after remount"
 cmp "$T/big" "$M/big" || fail "big file after remount"
