@@ -291,6 +291,19 @@ struct s3s {
 	int jfd, jlock; /* J/log, J/lock; -1: no journal */
 	char *jdir;
 	uint64_t jid;
+	/* made durable by a thread of its own (journal_sync=, "Journal" in
+	 * docs/s3.md): lines written and data files renamed since its last
+	 * fsync, which it makes at most jsync_ns after the first of them */
+	int64_t jsync_ns;  /* 0: never fsynced */
+	int jdirty;
+	int64_t jdirty_at;
+	uint64_t *jfiles;  /* ids whose data file (s-ID) was written since */
+	size_t njfiles, capjfiles;
+	int jfiles_lost;
+	int js_started, js_stop;
+	pthread_t jst;
+	pthread_cond_t js_cv;
+	unsigned long long js_syncs;
 };
 
 static __thread int tl_write; /* this thread holds lk exclusive */
@@ -300,6 +313,8 @@ static int wb_wait_node(struct s3s *s, struct s3n *n);
 static void jlog_op(struct s3s *s, struct wop *op);
 static void jlog_done(struct s3s *s, struct wop *op);
 static void jlog_refresh(struct s3s *s, struct s3n *n);
+static void js_start(struct s3s *s);
+static void js_finish(struct s3s *s);
 static int stage_mod(struct s3s *s, struct s3n *n);
 
 static inline struct s3s *S(struct cvfs_store *st)
@@ -4006,8 +4021,8 @@ static void print_stats(struct s3s *s)
 	s3c_stats(s->c, b, sizeof(b));
 	pthread_mutex_lock(&s->mu);
 	fprintf(stderr, "chuk-vfs s3 stats: requests %s; write-back ops %llu done, %llu cancelled, "
-			"%llu retried, %llu failed, %zu queued\n",
-		b, s->wb_ok, s->wb_cancelled, s->wb_retries, s->wb_failed, s->wb_n);
+			"%llu retried, %llu failed, %zu queued; journal syncs %llu\n",
+		b, s->wb_ok, s->wb_cancelled, s->wb_retries, s->wb_failed, s->wb_n, s->js_syncs);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -4116,6 +4131,9 @@ static void s_free(struct cvfs_store *st)
 		cvfs_htab_fini(&s->kmap);
 	}
 	free(s->wbt);
+	js_finish(s); /* after the drain: its last lines are synced too */
+	free(s->jfiles);
+	pthread_cond_destroy(&s->js_cv);
 	if (s->jfd >= 0)
 		close(s->jfd);
 	if (s->jlock >= 0)
@@ -4227,6 +4245,19 @@ static char *unhex(const char *h)
 	return o;
 }
 
+/* Something was written to the journal: the sync thread makes it durable
+ * within jsync_ns.  mu held. */
+static void jdirty(struct s3s *s)
+{
+	if (!s->jsync_ns)
+		return;
+	if (!s->jdirty) {
+		s->jdirty = 1;
+		s->jdirty_at = mono_ns();
+		pthread_cond_signal(&s->js_cv);
+	}
+}
+
 static void jwrite(struct s3s *s, const char *line)
 {
 	size_t l = strlen(line), done = 0;
@@ -4240,12 +4271,16 @@ static void jwrite(struct s3s *s, const char *line)
 		}
 		done += (size_t)w;
 	}
+	jdirty(s);
 }
 
+/* The attributes, and the size of the bytes kept with them: the replay
+ * sends a data file only at a size the log recorded for it (a journal
+ * written before the size was logged has 6 fields: no check). */
 static void jattrs(char *b, size_t sz, const struct cvfs_attr *a)
 {
-	snprintf(b, sz, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64, a->mode, a->uid, a->gid,
-		 a->mtime_ns, a->atime_ns, a->ctime_ns);
+	snprintf(b, sz, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64, a->mode, a->uid,
+		 a->gid, a->mtime_ns, a->atime_ns, a->ctime_ns, a->size);
 }
 
 /* The bytes of upload op, from n's stage, into J/s-ID. */
@@ -4263,6 +4298,22 @@ static void jdata(struct s3s *s, struct wop *op, struct s3n *n)
 	if (rc || rename(t, p) < 0) {
 		fprintf(stderr, "chuk-vfs s3: journal: cannot keep the bytes of %s\n", op->key);
 		unlink(t);
+		return;
+	}
+	if (s->jsync_ns) {
+		if (s->njfiles == s->capjfiles) {
+			size_t nc = s->capjfiles ? s->capjfiles * 2 : 64;
+			uint64_t *v = realloc(s->jfiles, nc * sizeof(*v));
+			if (v) {
+				s->jfiles = v;
+				s->capjfiles = nc;
+			}
+		}
+		if (s->njfiles < s->capjfiles)
+			s->jfiles[s->njfiles++] = op->jid;
+		else
+			s->jfiles_lost = 1; /* no memory: the next sync takes the whole disk */
+		jdirty(s);
 	}
 }
 
@@ -4270,6 +4321,7 @@ static void jlog_op(struct s3s *s, struct wop *op)
 {
 	if (s->jfd < 0)
 		return;
+	js_start(s);
 	op->jid = ++s->jid;
 	size_t kl = strlen(op->key), sl = op->src ? strlen(op->src) : 0;
 	size_t ll = op->n && op->n->link ? strlen(op->n->link) : 0;
@@ -4361,20 +4413,129 @@ static void jlog_done(struct s3s *s, struct wop *op)
 		s->jid = 0;
 }
 
+/* The journal's sync thread: every data file written since its last turn
+ * (fdatasync), the directory (the renames and unlinks), then the log, at
+ * most jsync_ns after the first change: one round of fsyncs for all the
+ * closes, unlinks and renames of that time.  A log line can reach the disk
+ * before the data file it names (the kernel writes back when it likes):
+ * the replay knows such a file by its trailer and does not send it. */
+struct jsync_job {
+	struct s3s *s;
+	const uint64_t *ids;
+};
+
+/* fdatasyncs of many files at once: the disk's journal commits them
+ * together (ext4 takes every fsync waiting at a commit into it), where one
+ * after the other each waits for a commit of its own */
+#define JSYNC_THREADS 16
+
+static void jsync_one(void *arg, size_t i)
+{
+	struct jsync_job *j = arg;
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/s-%" PRIu64, j->s->jdir, j->ids[i]);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) { /* gone: sent meanwhile */
+		(void)fdatasync(fd);
+		close(fd);
+	}
+}
+
+static void *js_main(void *arg)
+{
+	struct s3s *s = arg;
+	int dfd = open(s->jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->jdirty && !s->js_stop)
+			pthread_cond_wait(&s->js_cv, &s->mu);
+		if (!s->jdirty)
+			break; /* stopping, all synced */
+		int64_t due = s->jdirty_at + s->jsync_ns;
+		while (!s->js_stop && mono_ns() < due) {
+			struct timespec ts = {due / 1000000000, due % 1000000000};
+			pthread_cond_timedwait(&s->js_cv, &s->mu, &ts); /* CLOCK_MONOTONIC */
+		}
+		uint64_t *files = s->jfiles;
+		size_t nf = s->njfiles;
+		int all = s->jfiles_lost;
+		s->jfiles = NULL;
+		s->njfiles = s->capjfiles = 0;
+		s->jfiles_lost = 0;
+		s->jdirty = 0;
+		int jfd = dup(s->jfd);
+		pthread_mutex_unlock(&s->mu);
+		if (all && jfd >= 0)
+			(void)syncfs(jfd);
+		struct jsync_job jj = {.s = s, .ids = files};
+		par_run(nf, JSYNC_THREADS, jsync_one, &jj);
+		free(files);
+		if (dfd >= 0)
+			(void)fsync(dfd);
+		if (jfd >= 0) {
+			(void)fdatasync(jfd);
+			close(jfd);
+		}
+		pthread_mutex_lock(&s->mu);
+		s->js_syncs++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (dfd >= 0)
+		close(dfd);
+	return NULL;
+}
+
+/* Starts the sync thread (lazily, after the daemon forked).  mu held. */
+static void js_start(struct s3s *s)
+{
+	if (s->js_started || s->jfd < 0 || !s->jsync_ns)
+		return;
+	if (pthread_create(&s->jst, NULL, js_main, s) == 0)
+		s->js_started = 1;
+	else
+		fprintf(stderr, "chuk-vfs s3: journal: no sync thread; not fsynced\n");
+}
+
+/* Syncs what is left and stops the thread.  Without mu. */
+static void js_finish(struct s3s *s)
+{
+	if (!s->js_started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->js_stop = 1;
+	pthread_cond_signal(&s->js_cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->jst, NULL);
+	s->js_started = 0;
+}
+
 struct jop {
 	uint64_t id;
 	char t, kind;
 	char *key, *src, *link;
 	struct cvfs_attr a;
 	int done;
+	int nsizes;        /* sizes the log recorded for its bytes (the last ones) */
+	uint64_t sizes[8];
 };
 
-static int jparse_attrs(const char *p, struct cvfs_attr *a)
+/* Parses attributes (and the size, when the line has it) into o. */
+static int jparse_attrs(const char *p, struct jop *o)
 {
-	return sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64, &a->mode, &a->uid, &a->gid,
-		      &a->mtime_ns, &a->atime_ns, &a->ctime_ns) == 6
-		       ? 0
-		       : -1;
+	struct cvfs_attr *a = &o->a;
+	uint64_t size;
+	int k = sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNu64, &a->mode,
+		       &a->uid, &a->gid, &a->mtime_ns, &a->atime_ns, &a->ctime_ns, &size);
+	if (k < 6)
+		return -1;
+	if (k == 7) {
+		if (o->nsizes == 8)
+			memmove(o->sizes, o->sizes + 1, 7 * sizeof(o->sizes[0]));
+		else
+			o->nsizes++;
+		o->sizes[o->nsizes - 1] = size;
+	}
+	return 0;
 }
 
 /* Sends what the log of an earlier mount left, in order.  Stops at the
@@ -4396,6 +4557,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 		uint64_t id = 0;
 		if (sscanf(line + 1, "%" SCNu64, &id) != 1)
 			continue;
+
 		if (t == 'D' || t == 'A') {
 			for (size_t i = n; i-- > 0;) {
 				if (v[i].id != id)
@@ -4403,7 +4565,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 				if (t == 'D')
 					v[i].done = 1;
 				else
-					(void)jparse_attrs(strchr(line + 2, ' ') + 1, &v[i].a);
+					(void)jparse_attrs(strchr(line + 2, ' ') + 1, &v[i]);
 				break;
 			}
 			continue;
@@ -4433,7 +4595,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 		if (t == 'U' && sscanf(line + 1, "%*u %2099s %1s %n", w1, w3, &off) == 2 && off) {
 			o->kind = w3[0];
 			const char *q = line + 1 + off;
-			if (jparse_attrs(q, &o->a) == 0) {
+			if (jparse_attrs(q, o) == 0) {
 				const char *last = strrchr(line, ' ');
 				char lk[2100] = "";
 				sscanf(last + 1, "%2099s", lk);
@@ -4446,7 +4608,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 			o->src = unhex(w2);
 			k = o->src != NULL;
 		} else if (t == 'C' && sscanf(line + 1, "%*u %2099s %n", w1, &off) == 1 && off) {
-			k = jparse_attrs(line + 1 + off, &o->a) == 0;
+			k = jparse_attrs(line + 1 + off, o) == 0;
 		}
 		if (k)
 			o->key = unhex(w1);
@@ -4481,6 +4643,17 @@ static int jreplay(struct s3s *s, char **errmsg)
 				if (fd >= 0)
 					close(fd);
 				continue; /* no bytes kept: nothing to send */
+			}
+			int whole = o->nsizes == 0; /* an older journal: no sizes */
+			for (int k = 0; k < o->nsizes; k++)
+				whole |= o->sizes[k] == (uint64_t)st.st_size;
+			if (!whole) {
+				/* the machine went down before the file was synced:
+				 * its bytes are not all there (S3 keeps what it had) */
+				fprintf(stderr, "chuk-vfs s3: journal: the bytes of %s did not all reach "
+						"the disk before the crash; not sent\n", o->key);
+				close(fd);
+				continue;
 			}
 			struct metahdrs m;
 			meta_headers(&o->a, &m, NULL, NULL);
@@ -4650,6 +4823,7 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->wb_cv, &ca);
 	pthread_cond_init(&s->wb_done, &ca);
+	pthread_cond_init(&s->js_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	s->base.ops = &s3_ops;
 	s->base.caps = CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_THREADS;
@@ -4757,6 +4931,9 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		s_free(&s->base);
 		return rc;
 	}
+	s->jsync_ns = opt_long(opts, nopts, "journal_sync", 100) * 1000000LL;
+	if (s->jsync_ns < 0)
+		s->jsync_ns = 0;
 	if (s->wb && !s->readonly && opt_long(opts, nopts, "journal", 0)) {
 		rc = jopen(s, cd, conf.endpoint, errmsg);
 		if (rc) {
