@@ -15,6 +15,7 @@ for k in over gone moved chm; do echo "old $k" | s3_aws s3 cp --quiet - "$B/$k";
 s3_mount "$M" -o store.journal=1,store.cache_dir="$T/cache",store.wb_delay=60000,store.wb_delay_all=1
 head -c 300000 /dev/urandom >"$T/new"
 cp "$T/new" "$M/new"               # a new file
+setfattr -n user.j -v jv "$M/new"   # with an extended attribute
 echo "new over" >"$M/over"          # an object overwritten
 rm "$M/gone"                        # deleted
 mv "$M/moved" "$M/moved2"           # renamed
@@ -35,6 +36,8 @@ s3_mount "$M" -o store.journal=1,store.cache_dir="$T/cache"
 grep -q "journal: sending" "$M.log" || fail "no replay in the log: $(cat "$M.log")"
 s3_aws s3 cp --quiet "$B/new" "$T/new.back"
 cmp "$T/new" "$T/new.back" || fail "new after the replay"
+s3_aws s3api head-object --bucket "$S3_BUCKET" --key new --query Metadata.xattr --output text |
+	grep -q "user.j" || fail "the xattr of new after the replay"
 [ "$(s3_aws s3 cp "$B/over" -)" = "new over" ] || fail "over after the replay"
 s3_aws s3 ls "$B/gone" >/dev/null && fail "gone is still there"
 s3_aws s3 ls "$B/moved" | grep -q " moved$" && fail "moved is still there"

@@ -47,6 +47,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +126,17 @@ struct s3n {
 	uint64_t errseq;        /* bumped by each failed attempt of its ops */
 	int wb_err;             /* the last error of its ops */
 	int wb_perm;            /* an op given up on, until fsync reports it */
+	/* extended attributes, kept in x-amz-meta-xattr as s3fs does (known
+	 * with the metadata: meta) */
+	struct s3x *xa;
+	size_t nxa;
+	uint64_t xgen, pxgen;   /* bumped by each change; the one S3 has */
+};
+
+struct s3x {
+	char *name;
+	unsigned char *val;
+	size_t len;
 };
 
 /* Write-back (docs/s3.md, "Write-back").  One op per S3 change; ops that
@@ -251,6 +263,7 @@ struct s3s {
 	int head_threads;      /* parallel HEADs for a directory listing */
 	int ra_streams;        /* GETs that fill one window together */
 	int ra_ahead;          /* windows fetched ahead of a sequential reader */
+	size_t meta_max;       /* user metadata of an object, as S3 counts it, at most */
 
 	/* the content cache (under mu) */
 	uint64_t cache_max;   /* bytes on the LRU at most; 0: no cache */
@@ -316,6 +329,9 @@ static void jlog_refresh(struct s3s *s, struct s3n *n);
 static void js_start(struct s3s *s);
 static void js_finish(struct s3s *s);
 static int stage_mod(struct s3s *s, struct s3n *n);
+static void xattr_clear(struct s3n *n);
+static void xattr_parse(struct s3n *n, const char *v);
+static char *xattr_value(const struct s3n *n);
 
 static inline struct s3s *S(struct cvfs_store *st)
 {
@@ -574,6 +590,7 @@ static void node_free(struct s3s *s, struct s3n *n)
 	}
 	pthread_mutex_destroy(&n->io);
 	ra_free(s, n);
+	xattr_clear(n);
 	free(n->name);
 	free(n->link);
 	free(n);
@@ -786,6 +803,8 @@ static void apply_head(struct s3s *s, struct s3n *n, const struct s3_resp *rs)
 	t = parse_time(s3_resp_hdr(rs, "x-amz-meta-ctime"));
 	n->a.ctime_ns = t != INT64_MIN ? t : n->a.mtime_ns;
 	n->a.btime_ns = n->a.mtime_ns;
+	xattr_parse(n, s3_resp_hdr(rs, "x-amz-meta-xattr"));
+	n->pxgen = ++n->xgen;
 	n->pmode = n->a.mode;
 	n->puid = n->a.uid;
 	n->pgid = n->a.gid;
@@ -801,7 +820,7 @@ static void apply_head(struct s3s *s, struct s3n *n, const struct s3_resp *rs)
 /* Metadata headers for a, in out[] (static storage in buf). */
 struct metahdrs {
 	char b[6][96];
-	const char *h[10];
+	const char *h[11];
 };
 
 static void fmt_time(char *dst, size_t sz, const char *name, int64_t ns)
@@ -814,8 +833,10 @@ static void fmt_time(char *dst, size_t sz, const char *name, int64_t ns)
 	snprintf(dst, sz, "x-amz-meta-%s: %" PRId64 ".%09" PRId64, name, sec, rem);
 }
 
-static void meta_headers(const struct cvfs_attr *a, struct metahdrs *m, const char *extra1,
-			 const char *extra2)
+/* The metadata headers of an object with attributes a and (xh, a header
+ * line from xattr_hdr, or NULL) extended attributes. */
+static void meta_headers(const struct cvfs_attr *a, const char *xh, struct metahdrs *m,
+			 const char *extra1, const char *extra2)
 {
 	snprintf(m->b[0], sizeof(m->b[0]), "x-amz-meta-mode: %u", a->mode);
 	snprintf(m->b[1], sizeof(m->b[1]), "x-amz-meta-uid: %u", a->uid);
@@ -827,6 +848,8 @@ static void meta_headers(const struct cvfs_attr *a, struct metahdrs *m, const ch
 	for (; i < 6; i++)
 		m->h[i] = m->b[i];
 	m->h[i++] = S_ISDIR(a->mode) ? DIR_MARKER_CT : FILE_CT;
+	if (xh)
+		m->h[i++] = xh;
 	if (extra1)
 		m->h[i++] = extra1;
 	if (extra2)
@@ -836,6 +859,7 @@ static void meta_headers(const struct cvfs_attr *a, struct metahdrs *m, const ch
 
 static void persisted(struct s3n *n)
 {
+	n->pxgen = n->xgen;
 	n->pmode = n->a.mode;
 	n->puid = n->a.uid;
 	n->pgid = n->a.gid;
@@ -844,7 +868,7 @@ static void persisted(struct s3n *n)
 
 static int meta_differs(const struct s3n *n)
 {
-	return n->pmode != n->a.mode || n->puid != n->a.uid || n->pgid != n->a.gid ||
+	return n->pxgen != n->xgen || n->pmode != n->a.mode || n->puid != n->a.uid || n->pgid != n->a.gid ||
 	       n->pmtime != n->a.mtime_ns;
 }
 
@@ -875,11 +899,215 @@ static int simple(struct s3s *s, const char *method, const char *key, const char
 	return rc;
 }
 
+/* ---- extended attributes: x-amz-meta-xattr, as s3fs writes it ----
+ *
+ *   x-amz-meta-xattr: urlencode({"user.a":"base64(value)","user.b":"..."})
+ *
+ * Names are written as they are (s3fs's reader splits at ',' and ':', so
+ * names with those or '"' are refused); values are standard base64. */
+
+static const char b64c[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64_enc(const unsigned char *p, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		out[o++] = b64c[(v >> 18) & 63];
+		out[o++] = b64c[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64c[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? b64c[v & 63] : '=';
+	}
+	out[o] = 0;
+}
+
+/* Decodes base64 (characters outside the alphabet are skipped, '=' ends
+ * it) into out, which has room for 3 * n / 4 + 3 bytes; the length. */
+static size_t b64_dec(const char *s, size_t n, unsigned char *out)
+{
+	uint32_t v = 0;
+	int bits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n && s[i] != '='; i++) {
+		const char *c = s[i] ? strchr(b64c, s[i]) : NULL;
+		if (!c)
+			continue;
+		v = v << 6 | (uint32_t)(c - b64c);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits);
+		}
+	}
+	return o;
+}
+
+static void xattr_clear(struct s3n *n)
+{
+	for (size_t i = 0; i < n->nxa; i++) {
+		free(n->xa[i].name);
+		free(n->xa[i].val);
+	}
+	free(n->xa);
+	n->xa = NULL;
+	n->nxa = 0;
+}
+
+/* The header's value for n's extended attributes: NULL when it has none
+ * (or without memory). */
+static char *xattr_value(const struct s3n *n)
+{
+	if (!n->nxa)
+		return NULL;
+	size_t raw = 2;
+	for (size_t i = 0; i < n->nxa; i++)
+		raw += strlen(n->xa[i].name) + (n->xa[i].len + 2) / 3 * 4 + 6;
+	char *j = malloc(raw + 1), *out = malloc(3 * raw + 1);
+	char *b = malloc(raw + 1);
+	if (!j || !out || !b) {
+		free(j);
+		free(out);
+		free(b);
+		return NULL;
+	}
+	size_t k = 0;
+	j[k++] = '{';
+	for (size_t i = 0; i < n->nxa; i++) {
+		b64_enc(n->xa[i].val, n->xa[i].len, b);
+		k += (size_t)sprintf(j + k, "%s\"%s\":\"%s\"", i ? "," : "", n->xa[i].name, b);
+	}
+	j[k++] = '}';
+	size_t o = 0;
+	for (size_t i = 0; i < k; i++) {
+		unsigned char c = (unsigned char)j[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~')
+			out[o++] = (char)c;
+		else
+			o += (size_t)sprintf(out + o, "%%%02X", c);
+	}
+	out[o] = 0;
+	free(j);
+	free(b);
+	return out;
+}
+
+/* "x-amz-meta-xattr: VALUE" for n, or NULL (none, or no memory). */
+static char *xattr_hdr(const struct s3n *n)
+{
+	char *v = xattr_value(n), *h = NULL;
+	if (v && asprintf(&h, "x-amz-meta-xattr: %s", v) < 0)
+		h = NULL;
+	free(v);
+	return h;
+}
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Adds name = value to n (replacing the value of the same name).  0 or
+ * -ENOMEM. */
+static int xattr_put(struct s3n *n, const char *name, size_t nlen, const void *val, size_t len)
+{
+	for (size_t i = 0; i < n->nxa; i++) {
+		if (strlen(n->xa[i].name) == nlen && !memcmp(n->xa[i].name, name, nlen)) {
+			unsigned char *v = malloc(len ? len : 1);
+			if (!v)
+				return -ENOMEM;
+			memcpy(v, val, len);
+			free(n->xa[i].val);
+			n->xa[i].val = v;
+			n->xa[i].len = len;
+			return 0;
+		}
+	}
+	struct s3x *nx = realloc(n->xa, (n->nxa + 1) * sizeof(*nx));
+	if (!nx)
+		return -ENOMEM;
+	n->xa = nx;
+	struct s3x *x = &n->xa[n->nxa];
+	x->name = strndup(name, nlen);
+	x->val = malloc(len ? len : 1);
+	if (!x->name || !x->val) {
+		free(x->name);
+		free(x->val);
+		return -ENOMEM;
+	}
+	memcpy(x->val, val, len);
+	x->len = len;
+	n->nxa++;
+	return 0;
+}
+
+/* n's extended attributes from a header's value (another client's too):
+ * what cannot be read is left out. */
+static void xattr_parse(struct s3n *n, const char *v)
+{
+	xattr_clear(n);
+	if (!v)
+		return;
+	size_t l = strlen(v), k = 0;
+	char *j = malloc(l + 1);
+	unsigned char *val = malloc(l + 3);
+	if (!j || !val) {
+		free(j);
+		free(val);
+		return;
+	}
+	for (size_t i = 0; i < l; i++) {
+		int h1, h2;
+		if (v[i] == '%' && i + 2 < l && (h1 = hexval(v[i + 1])) >= 0 &&
+		    (h2 = hexval(v[i + 2])) >= 0) {
+			j[k++] = (char)(h1 << 4 | h2);
+			i += 2;
+		} else {
+			j[k++] = v[i];
+		}
+	}
+	j[k] = 0;
+	char *a = strchr(j, '{'), *z = strrchr(j, '}');
+	if (a && z && z > a) {
+		*z = 0;
+		for (char *p = a + 1; p && *p;) {
+			char *comma = strchr(p, ',');
+			if (comma)
+				*comma = 0;
+			char *colon = strchr(p, ':');
+			if (colon) {
+				*colon = 0;
+				char *nm = p, *vv = colon + 1;
+				while (*nm == ' ' || *nm == '"')
+					nm++;
+				size_t nl = strlen(nm);
+				while (nl && (nm[nl - 1] == ' ' || nm[nl - 1] == '"'))
+					nl--;
+				while (*vv == ' ' || *vv == '"')
+					vv++;
+				size_t vl = strlen(vv);
+				while (vl && (vv[vl - 1] == ' ' || vv[vl - 1] == '"'))
+					vl--;
+				if (nl)
+					(void)xattr_put(n, nm, nl, val, b64_dec(vv, vl, val));
+			}
+			p = comma ? comma + 1 : NULL;
+		}
+	}
+	free(j);
+	free(val);
+}
+
 static int put_meta_object(struct s3s *s, const char *key, const struct cvfs_attr *a,
-			   const void *body, size_t blen)
+			   const char *xh, const void *body, size_t blen)
 {
 	struct metahdrs m;
-	meta_headers(a, &m, NULL, NULL);
+	meta_headers(a, xh, &m, NULL, NULL);
 	return simple(s, "PUT", key, m.h, body, blen);
 }
 
@@ -1179,7 +1407,7 @@ static char **source_meta(struct s3s *s, const char *key, int *err)
  * metadata of a.  Objects over copy_max (CopyObject's limit, 5 GiB) are
  * copied in parts with UploadPartCopy.  mu held (dropped meanwhile). */
 static int copy_object(struct s3s *s, const char *src, const char *dst, uint64_t size,
-		       const struct cvfs_attr *a)
+		       const struct cvfs_attr *a, const char *xh)
 {
 	char *cs = NULL;
 	if (copy_source_hdr(s, src, &cs))
@@ -1191,7 +1419,7 @@ static int copy_object(struct s3s *s, const char *src, const char *dst, uint64_t
 		char **sm = NULL;
 		const char *const *h;
 		if (a) {
-			meta_headers(a, &m, NULL, NULL);
+			meta_headers(a, xh, &m, NULL, NULL);
 			h = m.h;
 			rc = 0;
 		} else {
@@ -1206,7 +1434,7 @@ static int copy_object(struct s3s *s, const char *src, const char *dst, uint64_t
 		pthread_mutex_lock(&s->mu);
 	} else if (a) {
 		struct metahdrs m;
-		meta_headers(a, &m, cs, "x-amz-metadata-directive: REPLACE");
+		meta_headers(a, xh, &m, cs, "x-amz-metadata-directive: REPLACE");
 		rc = simple(s, "PUT", dst, m.h, NULL, 0);
 	} else {
 		const char *h[] = {cs, NULL};
@@ -1755,14 +1983,16 @@ static int upload(struct s3s *s, struct s3n *n)
 	if (!key)
 		return err;
 	struct cvfs_attr a = n->a;
+	char *xh = xattr_hdr(n);
+	uint64_t xg = n->xgen;
 	int rc;
 	if (!n->pending && !n->dirty) {
-		rc = meta_differs(n) ? copy_object(s, key, key, n->rsize, &a) : 0;
+		rc = meta_differs(n) ? copy_object(s, key, key, n->rsize, &a, xh) : 0;
 	} else if (S_ISLNK(a.mode)) {
-		rc = put_meta_object(s, key, &a, n->link, n->link ? strlen(n->link) : 0);
+		rc = put_meta_object(s, key, &a, xh, n->link, n->link ? strlen(n->link) : 0);
 	} else {
 		struct metahdrs m;
-		meta_headers(&a, &m, NULL, NULL);
+		meta_headers(&a, xh, &m, NULL, NULL);
 		if (n->fd >= 0 && a.size >= s->mp_threshold && a.size > 0) {
 			/* big: in parts, several at once; the stage does not change
 			 * meanwhile (writers need lk exclusive, we hold io) */
@@ -1795,6 +2025,7 @@ static int upload(struct s3s *s, struct s3n *n)
 	}
 uploaded:
 	free(key);
+	free(xh);
 	if (rc) {
 		n->retry_at = mono_ns() + 2000000000LL;
 		return rc;
@@ -1802,6 +2033,7 @@ uploaded:
 	n->pending = n->dirty = n->metadirty = 0;
 	n->remote = 1;
 	n->rsize = a.size;
+	n->pxgen = xg;
 	n->pmode = a.mode;
 	n->puid = a.uid;
 	n->pgid = a.gid;
@@ -1826,7 +2058,9 @@ static int keep_dir(struct s3s *s, struct s3n *dir)
 	char *key = key_of(s, dir, &err);
 	if (!key)
 		return err;
-	int rc = put_meta_object(s, key, &dir->a, NULL, 0);
+	char *xh = xattr_hdr(dir);
+	int rc = put_meta_object(s, key, &dir->a, xh, NULL, 0);
+	free(xh);
 	free(key);
 	if (rc == 0) {
 		dir->marker = 1;
@@ -2081,8 +2315,9 @@ static int wb_queue_upload(struct s3s *s, struct s3n *n)
 	return n->upq ? 0 : -ENOMEM;
 }
 
-static void persisted_from(struct s3n *n, const struct cvfs_attr *a)
+static void persisted_from(struct s3n *n, const struct cvfs_attr *a, uint64_t xg)
 {
+	n->pxgen = xg;
 	n->pmode = a->mode;
 	n->puid = a->uid;
 	n->pgid = a->gid;
@@ -2100,6 +2335,7 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	if (n->dead || !n->parent || n->gone)
 		return 0;
 	struct cvfs_attr a = n->a;
+	uint64_t xg = n->xgen;
 	int rc;
 	if (!n->dir && !S_ISLNK(a.mode) && !n->pending && !n->dirty) {
 		/* only the attributes changed: a copy onto itself */
@@ -2107,10 +2343,12 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 			n->metadirty = 0;
 			return 0;
 		}
-		rc = copy_object(s, op->key, op->key, n->rsize, &a);
+		char *xh = xattr_hdr(n);
+		rc = copy_object(s, op->key, op->key, n->rsize, &a, xh);
+		free(xh);
 		*transient = s3c_last_transient();
 		if (rc == 0) {
-			persisted_from(n, &a);
+			persisted_from(n, &a, xg);
 			n->metadirty = meta_differs(n);
 			n->chg = ++s->chg;
 		}
@@ -2118,7 +2356,8 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	}
 	uint64_t gen = n->wgen;
 	struct metahdrs m;
-	meta_headers(&a, &m, NULL, NULL);
+	char *xh = xattr_hdr(n);
+	meta_headers(&a, xh, &m, NULL, NULL);
 	int fd = -1;
 	char *body = NULL;
 	size_t blen = 0;
@@ -2126,11 +2365,12 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 		body = n->link ? strdup(n->link) : NULL;
 		blen = body ? strlen(body) : 0;
 	} else if (!n->dir && a.size > 0) {
-		if (n->fd < 0)
-			return -EIO;
-		fd = dup(n->fd);
-		if (fd < 0)
-			return -errno;
+		fd = n->fd < 0 ? -1 : dup(n->fd);
+		if (fd < 0) {
+			rc = n->fd < 0 ? -EIO : -errno;
+			free(xh);
+			return rc;
+		}
 	}
 	n->uploading++;
 	char et[48] = "";
@@ -2162,6 +2402,7 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	if (fd >= 0)
 		close(fd);
 	free(body);
+	free(xh);
 	if (rc)
 		return rc;
 	if (n->dir)
@@ -2172,7 +2413,7 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 		n->dirty = 0;
 	snprintf(n->etag, sizeof(n->etag), "%s", et);
 	n->rsize = a.size;
-	persisted_from(n, &a);
+	persisted_from(n, &a, xg);
 	n->metadirty = !n->dir && meta_differs(n);
 	n->meta = 1;
 	n->meta_at = mono_ns();
@@ -2203,17 +2444,20 @@ static int wb_run(struct s3s *s, struct wop *op, int *transient)
 		if (n->dead || !meta_differs(n))
 			return 0;
 		struct cvfs_attr a = n->a;
-		rc = copy_object(s, op->key, op->key, n->rsize, &a);
+		uint64_t xg = n->xgen;
+		char *xh = xattr_hdr(n);
+		rc = copy_object(s, op->key, op->key, n->rsize, &a, xh);
+		free(xh);
 		*transient = s3c_last_transient();
 		if (rc == 0) {
-			persisted_from(n, &a);
+			persisted_from(n, &a, xg);
 			n->chg = ++s->chg;
 		}
 		return rc;
 	}
 	case W_RENAME:
 		if (!op->copied) {
-			rc = copy_object(s, op->src, op->key, n->rsize, NULL);
+			rc = copy_object(s, op->src, op->key, n->rsize, NULL, NULL);
 			*transient = s3c_last_transient();
 			if (rc)
 				return rc;
@@ -2495,7 +2739,7 @@ static void move_free(struct move *m)
 static int copy_tree(struct s3s *s, const char *src, const char *dst, int isdir, uint64_t size)
 {
 	if (!isdir)
-		return copy_object(s, src, dst, size, NULL);
+		return copy_object(s, src, dst, size, NULL, NULL);
 	struct s3_list l;
 	pthread_mutex_unlock(&s->mu);
 	int rc = s3c_list(s->c, src, 1, &l);
@@ -2511,12 +2755,12 @@ static int copy_tree(struct s3s *s, const char *src, const char *dst, int isdir,
 		    asprintf(&dk, "%.*s%s", (int)dl, dst, l.e[i].name) < 0)
 			rc = -ENOMEM;
 		else
-			rc = copy_object(s, sk, dk, l.e[i].size, NULL);
+			rc = copy_object(s, sk, dk, l.e[i].size, NULL, NULL);
 		free(sk);
 		free(dk);
 	}
 	if (rc == 0 && l.marker)
-		rc = copy_object(s, src, dst, 0, NULL);
+		rc = copy_object(s, src, dst, 0, NULL, NULL);
 	s3_list_free(&l);
 	return rc;
 }
@@ -2603,7 +2847,9 @@ static int run_moves(struct s3s *s)
 	for (size_t i = 0; i < nm && rc == 0; i++) {
 		struct s3n *n = by_ino(s, s->moves[i].ino);
 		if (n && dst[i] && n->dir && n->remote) {
-			rc = put_meta_object(s, dst[i], &n->a, NULL, 0);
+			char *xh = xattr_hdr(n);
+			rc = put_meta_object(s, dst[i], &n->a, xh, NULL, 0);
+			free(xh);
 			if (rc == 0) {
 				n->marker = 1;
 				persisted(n);
@@ -2828,7 +3074,8 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		 * (not when the core touches mtime for a change inside) */
 		int named = n->parent && n != s->root && !n->gone;
 		int set_time = a->mtime_ns != n->pmtime && a->mtime_ns != a->ctime_ns;
-		int differs = a->mode != n->pmode || a->uid != n->puid || a->gid != n->pgid || set_time;
+		int differs = a->mode != n->pmode || a->uid != n->puid || a->gid != n->pgid ||
+			      set_time || n->xgen != n->pxgen;
 		if (s->wb && named && (n->remote || n->wbref) && differs) {
 			/* the marker goes up later, with the attributes of then */
 			n->marker = 1;
@@ -2842,7 +3089,9 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		} else if (named && n->remote && differs) {
 			int err = 0;
 			char *key = key_of(s, n, &err);
-			rc = key ? put_meta_object(s, key, &n->a, NULL, 0) : err;
+			char *xh = xattr_hdr(n);
+			rc = key ? put_meta_object(s, key, &n->a, xh, NULL, 0) : err;
+			free(xh);
 			free(key);
 			if (rc == 0) {
 				n->marker = 1;
@@ -2874,7 +3123,10 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		n->dirty = 1;
 	}
 	if (!n->parent || n->gone || n->pending) {
-		/* no object to change (yet): the upload will carry it */
+		/* no object to change (yet): the upload will carry it (the
+		 * journal's copy of it too) */
+		if (n->upq && n->parent && !n->gone)
+			jlog_refresh(s, n);
 	} else if (n->dirty || n->nopen > 0) {
 		if (meta_differs(n))
 			n->metadirty = 1;
@@ -2900,7 +3152,9 @@ static int s_inode_put(struct cvfs_store *st, const struct cvfs_attr *a)
 		} else if (!moving) {
 			int err = 0;
 			char *key = key_of(s, n, &err);
-			rc = key ? copy_object(s, key, key, n->rsize, &n->a) : err;
+			char *xh = xattr_hdr(n);
+			rc = key ? copy_object(s, key, key, n->rsize, &n->a, xh) : err;
+			free(xh);
 			free(key);
 			if (rc == 0) {
 				persisted(n);
@@ -3073,9 +3327,10 @@ static int s_dent_put(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		else if (!renamed && s->wb && (n->dir || S_ISLNK(n->a.mode)))
 			rc = wb_queue_upload(s, n); /* the marker or the target, later */
 		else if (!renamed && n->dir)
-			rc = put_meta_object(s, key, &n->a, NULL, 0);
+			rc = put_meta_object(s, key, &n->a, NULL, NULL, 0);
 		else if (!renamed && S_ISLNK(n->a.mode))
-			rc = put_meta_object(s, key, &n->a, n->link, n->link ? strlen(n->link) : 0);
+			rc = put_meta_object(s, key, &n->a, NULL, n->link,
+					     n->link ? strlen(n->link) : 0);
 		free(key);
 		if (rc)
 			detach(s, n);
@@ -4081,6 +4336,169 @@ static int s_sync(struct cvfs_store *st, uint64_t ino, int datasync)
 	return rc;
 }
 
+/* ---- extended attributes (the store's side) ---- */
+
+/* n with its metadata known (a HEAD if not yet: the xattrs come with it).
+ * mu held. */
+static int x_node(struct s3s *s, uint64_t ino, struct s3n **out)
+{
+	struct s3n *n = by_ino(s, ino);
+	if (!n || n->gone)
+		return -ENOENT;
+	if (!n->meta && n->remote && n != s->root && n->parent && !busy(n)) {
+		int rc = head_node(s, n);
+		if (rc)
+			return rc;
+	}
+	*out = n;
+	return 0;
+}
+
+static struct s3x *x_find(struct s3n *n, const char *name)
+{
+	for (size_t i = 0; i < n->nxa; i++)
+		if (!strcmp(n->xa[i].name, name))
+			return &n->xa[i];
+	return NULL;
+}
+
+static ssize_t s_getx(struct cvfs_store *st, uint64_t ino, const char *name, void *val,
+		      size_t size)
+{
+	struct s3s *s = S(st);
+	pthread_mutex_lock(&s->mu);
+	struct s3n *n;
+	ssize_t rc = x_node(s, ino, &n);
+	struct s3x *x = rc ? NULL : x_find(n, name);
+	if (rc == 0 && !x)
+		rc = -ENODATA;
+	else if (rc == 0 && size && size < x->len)
+		rc = -ERANGE;
+	else if (rc == 0) {
+		if (size)
+			memcpy(val, x->val, x->len);
+		rc = (ssize_t)x->len;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* The user metadata of n as S3 counts it (keys after x-amz-meta- and
+ * values), with its extended attributes as they are now. */
+static size_t meta_size(const struct s3n *n)
+{
+	struct metahdrs m;
+	char *xh = xattr_hdr(n);
+	meta_headers(&n->a, xh, &m, NULL, NULL);
+	size_t t = 0;
+	for (int i = 0; m.h[i]; i++)
+		if (!strncmp(m.h[i], "x-amz-meta-", 11))
+			t += strlen(m.h[i]) - 11 - 2;
+	free(xh);
+	return t;
+}
+
+static int s_setx(struct cvfs_store *st, uint64_t ino, const char *name, const void *val,
+		  size_t size, int flags)
+{
+	struct s3s *s = S(st);
+	/* s3fs's reader splits the header at these */
+	if (strpbrk(name, "\",:{}") || !key_name_ok(name, strlen(name)))
+		return -ENOTSUP;
+	pthread_mutex_lock(&s->mu);
+	struct s3n *n;
+	int rc = x_node(s, ino, &n);
+	if (rc == 0 && n == s->root)
+		rc = -ENOTSUP; /* the root's attributes are not stored */
+	struct s3x *x = rc ? NULL : x_find(n, name);
+	if (rc == 0 && x && (flags & XATTR_CREATE))
+		rc = -EEXIST;
+	else if (rc == 0 && !x && (flags & XATTR_REPLACE))
+		rc = -ENODATA;
+	if (rc == 0) {
+		/* kept aside until the new set is known to fit */
+		struct s3x *old = n->xa;
+		size_t nold = n->nxa;
+		n->xa = NULL;
+		n->nxa = 0;
+		for (size_t i = 0; rc == 0 && i < nold; i++)
+			rc = xattr_put(n, old[i].name, strlen(old[i].name), old[i].val, old[i].len);
+		if (rc == 0)
+			rc = xattr_put(n, name, strlen(name), val, size);
+		if (rc == 0 && meta_size(n) > s->meta_max)
+			rc = -ENOSPC; /* S3: 2 KiB of user metadata per object */
+		struct s3x *fresh = n->xa;
+		size_t nfresh = n->nxa;
+		if (rc) {
+			n->xa = fresh;
+			n->nxa = nfresh;
+			xattr_clear(n);
+			n->xa = old;
+			n->nxa = nold;
+		} else {
+			n->xa = old;
+			n->nxa = nold;
+			xattr_clear(n);
+			n->xa = fresh;
+			n->nxa = nfresh;
+			n->xgen++; /* sent with the next metadata (the core's inode_put) */
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static ssize_t s_listx(struct cvfs_store *st, uint64_t ino, char *list, size_t size)
+{
+	struct s3s *s = S(st);
+	pthread_mutex_lock(&s->mu);
+	struct s3n *n;
+	ssize_t rc = x_node(s, ino, &n);
+	if (rc == 0) {
+		size_t need = 0;
+		for (size_t i = 0; i < n->nxa; i++)
+			need += strlen(n->xa[i].name) + 1;
+		if (size && size < need) {
+			rc = -ERANGE;
+		} else {
+			if (size) {
+				size_t o = 0;
+				for (size_t i = 0; i < n->nxa; i++) {
+					size_t l = strlen(n->xa[i].name) + 1;
+					memcpy(list + o, n->xa[i].name, l);
+					o += l;
+				}
+			}
+			rc = (ssize_t)need;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static int s_removex(struct cvfs_store *st, uint64_t ino, const char *name)
+{
+	struct s3s *s = S(st);
+	pthread_mutex_lock(&s->mu);
+	struct s3n *n;
+	int rc = x_node(s, ino, &n);
+	struct s3x *x = rc ? NULL : x_find(n, name);
+	if (rc == 0 && !x) {
+		rc = -ENODATA;
+	} else if (rc == 0) {
+		free(x->name);
+		free(x->val);
+		*x = n->xa[--n->nxa];
+		if (!n->nxa) {
+			free(n->xa);
+			n->xa = NULL;
+		}
+		n->xgen++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 static int s_statfs(struct cvfs_store *st, struct cvfs_statfs *out)
 {
 	(void)st;
@@ -4175,6 +4593,10 @@ static const struct cvfs_store_ops s3_ops = {
 	.dir_list = s_dir_list,
 	.dir_empty = s_dir_empty,
 	.read = s_read,
+	.getx = s_getx,
+	.setx = s_setx,
+	.listx = s_listx,
+	.removex = s_removex,
 	.write = s_write,
 	.truncate = s_truncate,
 	.statfs = s_statfs,
@@ -4274,13 +4696,21 @@ static void jwrite(struct s3s *s, const char *line)
 	jdirty(s);
 }
 
-/* The attributes, and the size of the bytes kept with them: the replay
- * sends a data file only at a size the log recorded for it (a journal
- * written before the size was logged has 6 fields: no check). */
-static void jattrs(char *b, size_t sz, const struct cvfs_attr *a)
+/* The attributes, the size of the bytes kept with them (the replay sends
+ * a data file only at a size the log recorded for it; a journal written
+ * before the size was logged has 6 fields: no check), and the extended
+ * attributes (x-amz-meta-xattr's value, or "-").  Allocated; NULL without
+ * memory. */
+static char *jattrs(const struct s3n *n)
 {
-	snprintf(b, sz, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64, a->mode, a->uid,
-		 a->gid, a->mtime_ns, a->atime_ns, a->ctime_ns, a->size);
+	const struct cvfs_attr *a = &n->a;
+	char *xv = xattr_value(n), *b = NULL;
+	if (asprintf(&b, "%u %u %u %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 " %s", a->mode,
+		     a->uid, a->gid, a->mtime_ns, a->atime_ns, a->ctime_ns, a->size,
+		     xv ? xv : "-") < 0)
+		b = NULL;
+	free(xv);
+	return b;
 }
 
 /* The bytes of upload op, from n's stage, into J/s-ID. */
@@ -4325,16 +4755,14 @@ static void jlog_op(struct s3s *s, struct wop *op)
 	op->jid = ++s->jid;
 	size_t kl = strlen(op->key), sl = op->src ? strlen(op->src) : 0;
 	size_t ll = op->n && op->n->link ? strlen(op->n->link) : 0;
-	char *line = malloc(2 * (kl + sl + ll) + 256);
+	char *at = op->n ? jattrs(op->n) : strdup("");
+	char *line = malloc(2 * (kl + sl + ll) + 256 + (at ? strlen(at) : 0));
 	char *hk = malloc(2 * kl + 1), *hs = malloc(2 * sl + 1), *hl = malloc(2 * ll + 1);
-	if (!line || !hk || !hs || !hl)
+	if (!at || !line || !hk || !hs || !hl)
 		goto out;
 	hexs(hk, op->key);
 	hexs(hs, op->src ? op->src : "");
 	hexs(hl, op->n && op->n->link ? op->n->link : "");
-	char at[160] = "";
-	if (op->n)
-		jattrs(at, sizeof(at), &op->n->a);
 	switch (op->type) {
 	case W_UPLOAD: {
 		struct s3n *n = op->n;
@@ -4361,6 +4789,7 @@ static void jlog_op(struct s3s *s, struct wop *op)
 	}
 	jwrite(s, line);
 out:
+	free(at);
 	free(line);
 	free(hk);
 	free(hs);
@@ -4377,12 +4806,16 @@ static void jlog_refresh(struct s3s *s, struct s3n *n)
 	for (int i = 0; i < 2; i++) {
 		if (!ops[i] || !ops[i]->jid)
 			continue;
-		char at[160], line[200];
-		jattrs(at, sizeof(at), &n->a);
-		snprintf(line, sizeof(line), "A %" PRIu64 " %s\n", ops[i]->jid, at);
-		jwrite(s, line);
-		if (ops[i]->type != W_UPLOAD || n->dir || S_ISLNK(n->a.mode))
+		char *at = jattrs(n), *line = NULL;
+		if (!at || asprintf(&line, "A %" PRIu64 " %s\n", ops[i]->jid, at) < 0)
+			line = NULL;
+		if (line)
+			jwrite(s, line);
+		free(line);
+		if (!at || ops[i]->type != W_UPLOAD || n->dir || S_ISLNK(n->a.mode)) {
+			free(at);
 			continue;
+		}
 		jdata(s, ops[i], n);
 		if (!ops[i]->jdata && (n->pending || n->dirty)) {
 			/* logged as a chmod, now with bytes: logged again */
@@ -4397,6 +4830,7 @@ static void jlog_refresh(struct s3s *s, struct s3n *n)
 			free(hk);
 			op->jdata = 1;
 		}
+		free(at);
 	}
 }
 
@@ -4513,6 +4947,7 @@ struct jop {
 	uint64_t id;
 	char t, kind;
 	char *key, *src, *link;
+	char *xh; /* the x-amz-meta-xattr header line, or NULL */
 	struct cvfs_attr a;
 	int done;
 	int nsizes;        /* sizes the log recorded for its bytes (the last ones) */
@@ -4524,10 +4959,20 @@ static int jparse_attrs(const char *p, struct jop *o)
 {
 	struct cvfs_attr *a = &o->a;
 	uint64_t size;
-	int k = sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNu64, &a->mode,
-		       &a->uid, &a->gid, &a->mtime_ns, &a->atime_ns, &a->ctime_ns, &size);
+	int at = 0;
+	int k = sscanf(p, "%u %u %u %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNu64 " %n", &a->mode,
+		       &a->uid, &a->gid, &a->mtime_ns, &a->atime_ns, &a->ctime_ns, &size, &at);
 	if (k < 6)
 		return -1;
+	if (k == 7 && at > 0) {
+		/* the extended attributes: a token without spaces, "-" for none */
+		size_t l = strcspn(p + at, " \n");
+		free(o->xh);
+		o->xh = NULL;
+		if (l && !(l == 1 && p[at] == '-') &&
+		    asprintf(&o->xh, "x-amz-meta-xattr: %.*s", (int)l, p + at) < 0)
+			o->xh = NULL;
+	}
 	if (k == 7) {
 		if (o->nsizes == 8)
 			memmove(o->sizes, o->sizes + 1, 7 * sizeof(o->sizes[0]));
@@ -4584,6 +5029,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 				free(o->key);
 				free(o->src);
 				free(o->link);
+				free(o->xh);
 				break;
 			}
 		}
@@ -4595,8 +5041,12 @@ static int jreplay(struct s3s *s, char **errmsg)
 		if (t == 'U' && sscanf(line + 1, "%*u %2099s %1s %n", w1, w3, &off) == 2 && off) {
 			o->kind = w3[0];
 			const char *q = line + 1 + off;
-			if (jparse_attrs(q, o) == 0) {
-				const char *last = strrchr(line, ' ');
+			const char *last = strrchr(line, ' ');
+			/* the attributes, without the last token (the link) */
+			char *qa = last > q ? strndup(q, (size_t)(last - q)) : NULL;
+			int pa = qa ? jparse_attrs(qa, o) : -1;
+			free(qa);
+			if (pa == 0) {
 				char lk[2100] = "";
 				sscanf(last + 1, "%2099s", lk);
 				o->link = strcmp(lk, "-") ? unhex(lk) : NULL;
@@ -4620,6 +5070,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 		} else {
 			free(o->src);
 			free(o->link);
+			free(o->xh);
 		}
 	}
 	free(line);
@@ -4656,7 +5107,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 				continue;
 			}
 			struct metahdrs m;
-			meta_headers(&o->a, &m, NULL, NULL);
+			meta_headers(&o->a, o->xh, &m, NULL, NULL);
 			pthread_mutex_unlock(&s->mu);
 			if ((uint64_t)st.st_size >= s->mp_threshold) {
 				rc = multipart(s, o->key, fd, NULL, (uint64_t)st.st_size, m.h, NULL, 0);
@@ -4674,17 +5125,18 @@ static int jreplay(struct s3s *s, char **errmsg)
 			pthread_mutex_lock(&s->mu);
 			close(fd);
 		} else if (o->t == 'U') {
-			rc = put_meta_object(s, o->key, &o->a, o->link, o->link ? strlen(o->link) : 0);
+			rc = put_meta_object(s, o->key, &o->a, o->xh, o->link,
+					     o->link ? strlen(o->link) : 0);
 		} else if (o->t == 'X') {
 			rc = simple(s, "DELETE", o->key, NULL, NULL, 0);
 		} else if (o->t == 'R') {
-			rc = copy_object(s, o->src, o->key, 0, NULL);
+			rc = copy_object(s, o->src, o->key, 0, NULL, NULL);
 			if (rc == -ENOENT)
 				rc = 0; /* the copy was done, the source deleted, before the end */
 			else if (rc == 0)
 				rc = simple(s, "DELETE", o->src, NULL, NULL, 0);
 		} else {
-			rc = copy_object(s, o->key, o->key, 0, &o->a);
+			rc = copy_object(s, o->key, o->key, 0, &o->a, o->xh);
 			if (rc == -ENOENT)
 				rc = 0;
 		}
@@ -4700,6 +5152,7 @@ static int jreplay(struct s3s *s, char **errmsg)
 		free(v[i].key);
 		free(v[i].src);
 		free(v[i].link);
+		free(v[i].xh);
 	}
 	free(v);
 	if (rc == 0) {
@@ -4826,7 +5279,7 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	pthread_cond_init(&s->js_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	s->base.ops = &s3_ops;
-	s->base.caps = CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_THREADS;
+	s->base.caps = CVFS_CAP_PERSISTENT | CVFS_CAP_SHARED | CVFS_CAP_THREADS | CVFS_CAP_XATTR;
 	s->uid = getuid();
 	s->gid = getgid();
 	s->next_ino = 2;
@@ -4841,6 +5294,7 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	s->head_threads = (int)opt_long(opts, nopts, "head_threads", 16);
 	s->ra_streams = (int)opt_long(opts, nopts, "readahead_streams", 2);
 	s->ra_ahead = (int)opt_long(opts, nopts, "readahead_ahead", 2);
+	s->meta_max = (size_t)opt_long(opts, nopts, "meta_max", 2048);
 	if (s->ra_ahead < 0 || s->ra_ahead > RA_SLOTS - 2)
 		s->ra_ahead = RA_SLOTS - 2;
 	if (s->ra_streams < 1 || s->ra_streams > 16)
