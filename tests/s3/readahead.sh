@@ -42,6 +42,16 @@ echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 cmp "$T/big" "$M/big" || fail "sequential read after early closes"
 unset CVFS_S3_STATS
 cvfs_umount "$M"
+
+# through the library, 1 MiB reads (the size of the first window; the
+# kernel sends 256 KiB ones): windows too, not a GET per read
+if [ -n "${CVFS_S3_APIREAD:-}" ]; then
+	CVFS_S3_STATS=1 "$CVFS_S3_APIREAD" "$S3_URL" "$S3_BUCKET" /big "$T/big" 2>"$T/api.log" ||
+		fail "a read through the library: $(cat "$T/api.log")"
+	g=$(grep -o "GET [0-9]*" "$T/api.log" | tail -1 | grep -o '[0-9]*$')
+	[ "$g" -ge 2 ] && [ "$g" -le 24 ] || fail "64 MiB read through the library in 1 MiB reads: $g GETs"
+	echo "ok: 1 MiB reads through the library, $g GETs"
+fi
 s3_mount "$M"
 python3 - "$M/big" "$T/big" <<'PY' || fail "random access"
 import os, random, sys

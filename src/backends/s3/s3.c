@@ -3861,7 +3861,9 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, int fd, ui
 			want = (size_t)(rsize - off);
 		if (want < len)
 			want = len;
-		w = want > len ? ra_slot(ra, NULL) : NULL;
+		/* a sequential read as big as the window still opens one (the
+		 * windows after it are what it is for) */
+		w = ra->win ? ra_slot(ra, NULL) : NULL;
 		if (w && ra_start(s, ra, w, key, fd, gen, off, want) == 0) {
 			/* the windows after it go on the wire at the same time */
 			ra_prefetch(s, ra, key, fd, gen, rsize, w);
