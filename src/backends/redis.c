@@ -65,6 +65,7 @@
 #include "backends.h"
 #include "backends/redis/cache.h"
 #include "cvfs/store.h"
+#include "util/block.h"
 
 #define FORMAT_TAG "chuk-vfs/redis"
 #define FORMAT_VERSION 1
@@ -599,6 +600,7 @@ static int pool_get(struct rstore *s, struct rconn **out, const struct timespec 
 				return 0;
 			}
 		}
+		cvfs_about_to_block();
 		if (pthread_cond_timedwait(&s->pool_cv, &s->pool_lock, &dl) == ETIMEDOUT) {
 			pthread_mutex_unlock(&s->pool_lock);
 			return -ETIMEDOUT;
@@ -654,6 +656,7 @@ static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
 			stale = 0;
 		}
 		atomic_fetch_add_explicit(&s->roundtrips, 1, memory_order_relaxed);
+		cvfs_about_to_block(); /* a round trip: see util/block.h */
 		if ((pre->n && redisAppendFormattedCommand(k->c, pre->p, pre->n) != REDIS_OK) ||
 		    (t->ob.n && redisAppendFormattedCommand(k->c, t->ob.p, t->ob.n) != REDIS_OK)) {
 			rc = -ENOMEM;

@@ -24,6 +24,8 @@ struct cvfs_mount_opts {
 	int spin_us;           /* poll for the next request this long before sleeping; -1 default */
 	int cpu_poll_ms;       /* keep idle CPUs polling while busy, off after this idle time;
 	                        * 0 off, -1 default (see HACKING.md) */
+	int handoff;           /* one worker reads the device and hands it on when its
+	                        * request waits: 1 on, 0 off, -1 default (on) */
 };
 
 struct cvfs_mount;

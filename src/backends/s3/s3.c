@@ -55,6 +55,7 @@
 #include "backends/s3/s3_client.h"
 #include "cvfs/store.h"
 #include "util/htab.h"
+#include "util/block.h"
 
 #define KEY_MAX 1024
 #define DIR_MARKER_CT "Content-Type: application/x-directory"
@@ -2188,6 +2189,7 @@ static void wb_room(struct s3s *s, uint64_t bytes)
 		(bytes && s->wb_n && s->wb_bytes + bytes > s->wb_max_bytes))) {
 		s->wb_hurry++;
 		pthread_cond_broadcast(&s->wb_cv);
+		cvfs_about_to_block();
 		pthread_cond_wait(&s->wb_done, &s->mu);
 		s->wb_hurry--;
 	}
@@ -2615,6 +2617,7 @@ static int wb_wait_node(struct s3s *s, struct s3n *n)
 	int rc = 0;
 	s->wb_hurry++;
 	pthread_cond_broadcast(&s->wb_cv);
+	cvfs_about_to_block();
 	while (wb_live(n) > 0 && !s->wb_stop) {
 		if (n->errseq != e0) {
 			rc = n->wb_err ? n->wb_err : -EIO;
@@ -2638,6 +2641,7 @@ static int wb_wait_all(struct s3s *s)
 	int rc = 0;
 	s->wb_hurry++;
 	pthread_cond_broadcast(&s->wb_cv);
+	cvfs_about_to_block();
 	while (s->wb_n > 0 && s->wb_nthr && !s->wb_stop) {
 		if (s->wb_errseq != e0) {
 			rc = -EIO;
@@ -2658,6 +2662,7 @@ static void wb_drain(struct s3s *s)
 	int64_t end = mono_ns() + s->wb_drain_ns, logged = 0;
 	s->wb_hurry++;
 	pthread_cond_broadcast(&s->wb_cv);
+	cvfs_about_to_block();
 	while (s->wb_n > 0) {
 		int64_t now = mono_ns();
 		if (now >= end)
@@ -3844,6 +3849,7 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, int fd, ui
 		w = ra_find(ra, gen, off, len);
 		if (!w || w->state == RA_READY)
 			break;
+		cvfs_about_to_block();
 		pthread_cond_wait(&ra->cv, &ra->m);
 	}
 	if (!w) {
@@ -3867,6 +3873,7 @@ static ssize_t ra_read(struct s3s *s, struct ra *ra, const char *key, int fd, ui
 		if (w && ra_start(s, ra, w, key, fd, gen, off, want) == 0) {
 			/* the windows after it go on the wire at the same time */
 			ra_prefetch(s, ra, key, fd, gen, rsize, w);
+			cvfs_about_to_block();
 			while (w->state == RA_FETCH && w->gen == gen && w->off == off)
 				pthread_cond_wait(&ra->cv, &ra->m);
 			if (w->state != RA_READY || w->gen != gen || w->off != off)

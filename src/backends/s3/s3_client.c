@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "backends/s3/s3_client.h"
+#include "util/block.h"
 
 #define BODY_MAX (64u << 20) /* an answer collected in memory is never bigger */
 
@@ -605,6 +606,7 @@ static int stat_slot(const struct s3_req *rq)
 
 int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 {
+	cvfs_about_to_block(); /* a network round trip: see util/block.h */
 	tl_transient = 0;
 	memset(rs, 0, sizeof(*rs));
 	char *url = make_url(c, rq->key, rq->query);
