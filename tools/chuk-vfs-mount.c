@@ -39,6 +39,7 @@ static void usage(FILE *f)
 		"  -f, --foreground       do not daemonise\n"
 		"  -o opt[,opt...]        options: cache_timeout=SECONDS, uid=N, gid=N, umask=OOO,\n"
 		"                         writeback / no_writeback, threads=N, spin=US, cpu_poll=MS, handoff=0|1,\n"
+		"                         drop_negative=0|1,\n"
 		"                         size=BYTES (memory), backend=NAME, db_path=, redis_url=,\n"
 		"                         redis_prefix=, bucket=,\n"
 		"                         s3_prefix=, region=, endpoint_url=, store.KEY=VALUE (any\n"
@@ -236,6 +237,10 @@ static int parse_o(struct cfg *c, const char *list)
 			if (strcmp(val, "0") && strcmp(val, "1"))
 				return die("bad handoff '%s' (0 or 1)", val);
 			c->mo.handoff = val[0] == '1';
+		} else if (KEY("drop_negative") && val) {
+			if (strcmp(val, "0") && strcmp(val, "1"))
+				return die("bad drop_negative '%s' (0 or 1)", val);
+			c->mo.drop_negative = val[0] == '1';
 		} else if (KEY("threads") && val) {
 			uint32_t t;
 			if (parse_uint(val, 10, &t) || t == 0 || t > 1024)
@@ -333,6 +338,7 @@ int main(int argc, char **argv)
 	c.mo.spin_us = -1;
 	c.mo.cpu_poll_ms = -1;
 	c.mo.handoff = -1;
+	c.mo.drop_negative = -1;
 	const char *p = strrchr(argv[0], '/');
 	prog = p ? p + 1 : argv[0];
 

@@ -864,6 +864,7 @@ static void mount_opts(const struct cvfs_mount_config *cfg, const char *dir,
 	o->spin_us = -1;
 	o->cpu_poll_ms = -1;
 	o->handoff = -1;
+	o->drop_negative = -1;
 	if (cfg) {
 		o->readonly = cfg->readonly;
 		o->allow_other = cfg->allow_other;

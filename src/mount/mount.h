@@ -26,6 +26,7 @@ struct cvfs_mount_opts {
 	                        * 0 off, -1 default (see HACKING.md) */
 	int handoff;           /* one worker reads the device and hands it on when its
 	                        * request waits: 1 on, 0 off, -1 default (on) */
+	int drop_negative;     /* drop the dentries of unlinked names: 1, 0, -1 default (on) */
 };
 
 struct cvfs_mount;

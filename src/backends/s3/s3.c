@@ -119,6 +119,7 @@ struct s3n {
 	uint64_t wgen;          /* bumped by every change to the stage's bytes */
 	/* write-back (docs/s3.md): ops that hold this node */
 	int wbref;              /* queued or running ops naming it */
+	int nread;              /* reads waiting without lk (see read_unlocked) */
 	int ncancel;            /* of them, cancelled (they will send nothing) */
 	int wb_moves;           /* of them, renames not done (the key moves) */
 	int uploading;          /* uploads running from (a dup of) the stage */
@@ -1549,7 +1550,8 @@ static int wb_hidden(struct s3s *s, const char *key, uint64_t chg0)
 
 static int busy(const struct s3n *n)
 {
-	return n->pending || n->dirty || n->metadirty || n->nopen > 0 || n->wbref > 0;
+	return n->pending || n->dirty || n->metadirty || n->nopen > 0 || n->wbref > 0 ||
+	       n->nread > 0;
 }
 
 static void gone_add(struct s3s *s, struct s3n *n)
@@ -3917,6 +3919,31 @@ static struct ra *ra_get(struct s3s *s, struct s3n *n)
 	return n->ra;
 }
 
+/*
+ * A read that waits (the network, a cold disk) lets writers in meanwhile.
+ * Reads run in a shared transaction (lk held shared), and lk prefers
+ * writers: a read waiting seconds for S3 would hold back every create,
+ * write and rename on the mount, and through the waiting writer every
+ * later read too.  So around the wait the read drops lk (and mu), with the
+ * node pinned (nread: busy, never freed), and takes both again after; what
+ * it knew before is checked again by the caller (ra_gen, fd, gone).  A
+ * write that runs meanwhile races with the read as it would on a local
+ * file system: the read sees the bytes before or after it.
+ */
+static void read_unlocked(struct s3s *s, struct s3n *n)
+{
+	n->nread++;
+	pthread_mutex_unlock(&s->mu);
+	pthread_rwlock_unlock(&s->lk);
+}
+
+static void read_relock(struct s3s *s, struct s3n *n)
+{
+	pthread_rwlock_rdlock(&s->lk);
+	pthread_mutex_lock(&s->mu);
+	n->nread--;
+}
+
 /* A small object read for the first time is fetched whole into a cache
  * file (one GET, the size of a read-ahead window anyway): later reads, after
  * the kernel dropped its pages or at the next open, are served from it.
@@ -3940,7 +3967,9 @@ static void fill_whole(struct s3s *s, struct s3n *n)
 	rq.key = key;
 	rq.sink_fd = fd;
 	struct s3_resp rs;
-	int rc = req(s, &rq, &rs);
+	read_unlocked(s, n);
+	int rc = s3c_do(s->c, &rq, &rs);
+	read_relock(s, n);
 	n->filling = 0;
 	if (rc == 0 && rs.got == size && n->fd < 0 && n->ra_gen == gen && !n->gone && clean(n)) {
 		stage_adopt(s, n, fd, mem, size);
@@ -4021,7 +4050,7 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		/* a disk stage or cached copy is read without mu (a cold read
 		 * waits for the disk; the kernel sends several reads at once):
 		 * through a dup, which stays valid whatever happens to the stage
-		 * meanwhile (writers cannot run: lk is held shared), and through
+		 * meanwhile (writers may run: see read_unlocked), and through
 		 * the read-ahead windows: a sequential reader gets one big read
 		 * of the file per window, on a thread, ahead of its reads (the
 		 * kernel's 256 KiB reads of it, from several threads and a little
@@ -4033,7 +4062,7 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 		}
 		struct ra *ra = ra_get(s, n);
 		uint64_t gen = n->ra_gen, size = n->a.size;
-		pthread_mutex_unlock(&s->mu);
+		read_unlocked(s, n);
 		if (ra && off < size) {
 			rc = ra_read(s, ra, NULL, fd, gen, size, buf, len, off);
 		} else {
@@ -4042,7 +4071,7 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 				rc = (ssize_t)len;
 		}
 		close(fd);
-		pthread_mutex_lock(&s->mu);
+		read_relock(s, n);
 		goto out;
 	}
 	if (!n->remote || n->pending || off >= n->rsize) {
@@ -4058,11 +4087,11 @@ static ssize_t s_read(struct cvfs_store *st, uint64_t ino, void *buf, size_t len
 	}
 	struct ra *ra = ra_get(s, n);
 	uint64_t gen = n->ra_gen, rsize = n->rsize;
-	/* the node lives on (lk is held shared); its ra lock comes before mu */
-	pthread_mutex_unlock(&s->mu);
+	/* the node lives on (pinned); its ra lock comes before mu */
+	read_unlocked(s, n);
 	rc = ra ? ra_read(s, ra, key, -1, gen, rsize, buf, len, off)
 		: ranged_get(s, key, buf, len, off);
-	pthread_mutex_lock(&s->mu);
+	read_relock(s, n);
 	free(key);
 out:
 	pthread_mutex_unlock(&s->mu);
