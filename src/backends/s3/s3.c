@@ -4853,6 +4853,20 @@ static long opt_long(const struct cvfs_opt *opts, size_t nopts, const char *key,
  * survives the daemon being killed, not the machine losing power.  The next
  * mount with the same cache_dir, bucket and prefix sends what is not "D". */
 
+/* A time in seconds (fractions allowed, 0 up to a day), in ns; def when
+ * missing or not such a number. */
+static int64_t opt_seconds(const struct cvfs_opt *opts, size_t nopts, const char *key, int64_t def)
+{
+	const char *v = cvfs_opt_get(opts, nopts, key);
+	if (!v || !*v)
+		return def;
+	char *end;
+	double d = strtod(v, &end);
+	if (*end || !(d >= 0 && d <= 86400))
+		return def;
+	return (int64_t)(d * 1e9);
+}
+
 static void hexs(char *dst, const char *src)
 {
 	static const char hx[] = "0123456789abcdef";
@@ -5497,7 +5511,11 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	s->uid = getuid();
 	s->gid = getgid();
 	s->next_ino = 2;
-	s->ttl_ns = (int64_t)(opt_long(opts, nopts, "list_ttl", 5) * 1000000000LL);
+	/* listings live as long as the kernel caches names: the mount's
+	 * cache_timeout (a hint chuk-vfs-mount passes when given; its default
+	 * for shared stores is 1 s), unless list_ttl says otherwise */
+	s->ttl_ns = opt_seconds(opts, nopts, "list_ttl",
+				opt_seconds(opts, nopts, "cache_timeout", 1000000000LL));
 	s->mp_threshold = (uint64_t)opt_long(opts, nopts, "multipart_threshold", 16 << 20);
 	s->mp_part = (uint64_t)opt_long(opts, nopts, "multipart_part", 8 << 20);
 	s->mp_threads = (int)opt_long(opts, nopts, "multipart_threads", 4);
