@@ -50,7 +50,7 @@ chmod 600 "$M/one.bin"
 touch -d '2010-05-06 07:08:09 UTC' "$M/one.bin"
 s3_syncfs "$M"
 meta=$(s3_aws s3api head-object --bucket "$S3_BUCKET" --key one.bin --query Metadata --output text)
-grep -q 33152 <<<"$meta" || fail "x-amz-meta-mode: $meta"
+grep -qw 0100600 <<<"$meta" || fail "x-amz-meta-mode: $meta"
 cvfs_umount "$M"
 s3_mount "$M"
 [ "$(stat -c %a "$M/one.bin")" = 600 ] || fail "mode after remount"

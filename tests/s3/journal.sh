@@ -43,7 +43,7 @@ s3_aws s3 ls "$B/gone" >/dev/null && fail "gone is still there"
 s3_aws s3 ls "$B/moved" | grep -q " moved$" && fail "moved is still there"
 [ "$(s3_aws s3 cp "$B/moved2" -)" = "old moved" ] || fail "moved2 after the replay"
 meta=$(s3_aws s3api head-object --bucket "$S3_BUCKET" --key chm --query Metadata --output text)
-grep -q 33152 <<<"$meta" || fail "mode of chm after the replay: $meta"
+grep -qw 0100600 <<<"$meta" || fail "mode of chm after the replay: $meta"
 s3_aws s3api head-object --bucket "$S3_BUCKET" --key dir/ >/dev/null || fail "dir/ marker"
 [ "$(s3_aws s3 cp "$B/dir/f" -)" = inside ] || fail "dir/f"
 [ "$(s3_aws s3 cp "$B/link" -)" = new ] || fail "symlink target"

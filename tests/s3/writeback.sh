@@ -45,7 +45,7 @@ c3() { mkdir "$M/d"; rmdir "$M/d"; }
 c4() { echo z >"$M/c"; chmod 600 "$M/c"; touch -d '2011-01-01 UTC' "$M/c"; }
 [ "$(counts c4)" = "1 0" ] || fail "chmod and utimes did not fold into the upload"
 meta=$(s3_aws s3api head-object --bucket "$S3_BUCKET" --key c --query Metadata --output text)
-grep -q 33152 <<<"$meta" || fail "mode of c in S3: $meta"
+grep -qw 0100600 <<<"$meta" || fail "mode of c in S3: $meta"
 c5() { for i in 1 2 3 4 5; do echo "$i" >"$M/many"; done; }
 [ "$(counts c5)" = "1 0" ] || fail "five rewrites before the upload: not one PUT"
 [ "$(s3_aws s3 cp "$B/many" -)" = 5 ] || fail "many in S3"

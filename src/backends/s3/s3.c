@@ -6,8 +6,9 @@
  *   symlink   object  PREFIX + path            body = the target, mode S_IFLNK|0777
  *   directory common prefix PREFIX + path + "/", and a "path/" marker object
  *             when we made it (mkdir) or must keep it (it became empty)
- *   attributes user metadata as s3fs writes it: x-amz-meta-mode (decimal
- *             st_mode), -uid, -gid, -mtime/-atime/-ctime (seconds.nanoseconds)
+ *   attributes user metadata under the names s3fs and rclone use:
+ *             x-amz-meta-mode (octal st_mode with a leading 0, read by both),
+ *             -uid, -gid, -mtime/-atime/-ctime (seconds.nanoseconds)
  *
  * The inode contract is met with a table in memory: every name seen gets an
  * inode number (stable for the life of the mount, not across mounts), every
@@ -50,6 +51,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libxml/tree.h>
 
 #include "backends/backends.h"
 #include "backends/s3/s3_client.h"
@@ -733,41 +736,202 @@ static void defaults(struct s3s *s, struct s3n *n, int64_t mtime)
 	n->pmtime = n->a.mtime_ns;
 }
 
-/* "sec.frac" (s3fs, rclone) or RFC 3339; INT64_MIN if neither. */
+/* The metadata of other tools is read strictly: a value that is not one of
+ * the forms below is garbage, and the attribute keeps the mount's default
+ * (0644/0755, the mounting user, LastModified), never a value made up from
+ * part of it. */
+
+/* 9999-12-31T23:59:59Z: later (or negative) times are garbage */
+#define META_MAX_SEC 253402300799LL
+
+/* Exactly k decimal digits at *p (advanced past them); -1 otherwise. */
+static long take_digits(const char **p, int k)
+{
+	long v = 0;
+	for (int i = 0; i < k; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*p += k;
+	return v;
+}
+
+/* Nanoseconds of a fraction's digits at *p (advanced past all of them:
+ * digits after the ninth are dropped); -1 when there are none. */
+static int64_t take_frac(const char **p)
+{
+	size_t n = strspn(*p, "0123456789");
+	if (n == 0)
+		return -1;
+	int64_t ns = 0;
+	for (size_t i = 0; i < 9; i++)
+		ns = ns * 10 + (i < n ? (*p)[i] - '0' : 0);
+	*p += n;
+	return ns;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;                              /* [0, 399] */
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1; /* [0, 365] */
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;      /* [0, 146096] */
+	return era * 146097 + doe - 719468;
+}
+
+/* RFC 3339 (rclone's atime and btime, "2021-01-02T03:04:05.123456789Z"). */
+static int64_t parse_rfc3339(const char *v)
+{
+	const char *p = v;
+	long y = take_digits(&p, 4);
+	if (y < 0 || *p++ != '-')
+		return INT64_MIN;
+	long mo = take_digits(&p, 2);
+	if (mo < 1 || mo > 12 || *p++ != '-')
+		return INT64_MIN;
+	long d = take_digits(&p, 2);
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (d < 1 || d > mdays[mo - 1] || (*p != 'T' && *p != 't' && *p != ' '))
+		return INT64_MIN;
+	p++;
+	long h = take_digits(&p, 2);
+	if (h < 0 || h > 23 || *p++ != ':')
+		return INT64_MIN;
+	long mi = take_digits(&p, 2);
+	if (mi < 0 || mi > 59 || *p++ != ':')
+		return INT64_MIN;
+	long sec = take_digits(&p, 2);
+	if (sec < 0 || sec > 60) /* 60: a leap second */
+		return INT64_MIN;
+	int64_t ns = 0;
+	if (*p == '.') {
+		p++;
+		if ((ns = take_frac(&p)) < 0)
+			return INT64_MIN;
+	}
+	int64_t off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p++ == '-' ? -1 : 1;
+		long oh = take_digits(&p, 2);
+		if (oh < 0 || oh > 23 || *p++ != ':')
+			return INT64_MIN;
+		long om = take_digits(&p, 2);
+		if (om < 0 || om > 59)
+			return INT64_MIN;
+		off = sign * (oh * 3600 + om * 60);
+	} else {
+		return INT64_MIN;
+	}
+	if (*p)
+		return INT64_MIN;
+	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+	if (t < 0 || t > META_MAX_SEC)
+		return INT64_MIN;
+	return t * 1000000000 + ns;
+}
+
+/* x-amz-meta-mtime/-atime/-ctime: "sec[.frac]" (s3fs writes nanoseconds,
+ * rclone as many digits as it has, awscli users whole seconds) or RFC 3339.
+ * INT64_MIN for anything else: negative, NaN, exponents, past year 9999. */
 static int64_t parse_time(const char *v)
 {
 	if (!v || !*v)
 		return INT64_MIN;
-	if (strchr(v, 'T'))
-		return s3_parse_iso8601(v);
-	char *end;
-	errno = 0;
-	long long sec = strtoll(v, &end, 10);
-	if (errno || end == v)
+	if (strpbrk(v, "Tt"))
+		return parse_rfc3339(v);
+	const char *p = v;
+	size_t n = strspn(p, "0123456789");
+	if (n == 0 || n > 12)
 		return INT64_MIN;
+	int64_t sec = 0;
+	for (size_t i = 0; i < n; i++)
+		sec = sec * 10 + (p[i] - '0');
+	p += n;
 	int64_t ns = 0;
-	if (*end == '.') {
-		int64_t scale = 100000000;
-		for (const char *p = end + 1; *p >= '0' && *p <= '9'; p++) {
-			ns += (*p - '0') * scale;
-			scale /= 10;
-		}
+	if (*p == '.') {
+		p++;
+		if ((ns = take_frac(&p)) < 0)
+			return INT64_MIN;
 	}
-	return (int64_t)sec * 1000000000 + (sec < 0 ? -ns : ns);
+	if (*p || sec > META_MAX_SEC)
+		return INT64_MIN;
+	return sec * 1000000000 + ns;
 }
 
-static int parse_u32(const char *v, uint32_t *out)
+/* x-amz-meta-uid / -gid: decimal, below 2^32 - 1 ((uid_t)-1 means "none"). */
+static int parse_id(const char *v, uint32_t *out)
 {
-	if (!v || !*v)
+	if (!v)
 		return -1;
-	char *end;
-	errno = 0;
-	/* s3fs writes decimal; rclone's mode is octal with a leading 0 */
-	unsigned long x = strtoul(v, &end, v[0] == '0' && v[1] ? 8 : 10);
-	if (errno || *end || x > 0xffffffffu)
+	size_t n = strspn(v, "0123456789");
+	if (n == 0 || n > 10 || v[n])
+		return -1;
+	uint64_t x = 0;
+	for (size_t i = 0; i < n; i++)
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	if (x >= 0xffffffffu)
 		return -1;
 	*out = (uint32_t)x;
 	return 0;
+}
+
+/* A mode whose type an object can have: the type of its key (dir), or a
+ * symlink for a file key. */
+static int mode_fits(uint64_t m, int dir)
+{
+	if (m > 0177777)
+		return 0;
+	uint32_t t = (uint32_t)m & S_IFMT;
+	return dir ? t == S_IFDIR : t == S_IFREG || t == S_IFLNK;
+}
+
+/* x-amz-meta-mode in the forms the tools write it:
+ *   s3fs     decimal st_mode with the type ("33188"); "493" (no type) on
+ *            directories; it reads a leading 0 as octal
+ *   rclone   octal st_mode without a leading 0 ("100644"), and reads octal
+ *   ours     octal with a leading 0 ("0100644"), which both read right
+ * A value that reads as a mode of the key's type in decimal, else in octal,
+ * is taken; else one without type bits (the permissions only) in the same
+ * order; anything else is garbage (-1).  *out keeps the type bits. */
+static int parse_mode(const char *v, int dir, uint32_t *out)
+{
+	if (!v)
+		return -1;
+	size_t n = strspn(v, "0123456789");
+	if (n == 0 || n > 12 || v[n])
+		return -1;
+	uint64_t c[2];
+	int nc = 0;
+	int oct = strspn(v, "01234567") == n;
+	if (!(v[0] == '0' && n > 1)) { /* a leading 0 means octal only */
+		uint64_t x = 0;
+		for (size_t i = 0; i < n; i++)
+			x = x * 10 + (uint64_t)(v[i] - '0');
+		c[nc++] = x;
+	}
+	if (oct) {
+		uint64_t x = 0;
+		for (size_t i = 0; i < n; i++)
+			x = x * 8 + (uint64_t)(v[i] - '0');
+		c[nc++] = x;
+	}
+	for (int i = 0; i < nc; i++)
+		if (mode_fits(c[i], dir)) {
+			*out = (uint32_t)c[i];
+			return 0;
+		}
+	for (int i = 0; i < nc; i++)
+		if (c[i] <= 07777) {
+			*out = (uint32_t)c[i];
+			return 0;
+		}
+	return -1;
 }
 
 /* Applies a HEAD answer to n. */
@@ -787,15 +951,15 @@ static void apply_head(struct s3s *s, struct s3n *n, const struct s3_resp *rs)
 		}
 		snprintf(n->etag, sizeof(n->etag), "%s", v);
 	}
-	if (parse_u32(s3_resp_hdr(rs, "x-amz-meta-mode"), &x) == 0) {
+	if (parse_mode(s3_resp_hdr(rs, "x-amz-meta-mode"), n->dir != NULL, &x) == 0) {
 		uint32_t type = n->a.mode & S_IFMT;
 		if (!n->dir && (x & S_IFMT) == S_IFLNK)
 			type = S_IFLNK;
 		n->a.mode = type | (x & 07777);
 	}
-	if (parse_u32(s3_resp_hdr(rs, "x-amz-meta-uid"), &x) == 0)
+	if (parse_id(s3_resp_hdr(rs, "x-amz-meta-uid"), &x) == 0)
 		n->a.uid = x;
-	if (parse_u32(s3_resp_hdr(rs, "x-amz-meta-gid"), &x) == 0)
+	if (parse_id(s3_resp_hdr(rs, "x-amz-meta-gid"), &x) == 0)
 		n->a.gid = x;
 	int64_t t = parse_time(s3_resp_hdr(rs, "x-amz-meta-mtime"));
 	if (t != INT64_MIN)
@@ -840,7 +1004,10 @@ static void fmt_time(char *dst, size_t sz, const char *name, int64_t ns)
 static void meta_headers(const struct cvfs_attr *a, const char *xh, struct metahdrs *m,
 			 const char *extra1, const char *extra2)
 {
-	snprintf(m->b[0], sizeof(m->b[0]), "x-amz-meta-mode: %u", a->mode);
+	/* octal with a leading 0: s3fs (strtol base 0) and rclone (octal) both
+	 * read it; s3fs's own decimal would be wrong in rclone, rclone's octal
+	 * without the 0 wrong in s3fs */
+	snprintf(m->b[0], sizeof(m->b[0]), "x-amz-meta-mode: 0%o", (unsigned)a->mode);
 	snprintf(m->b[1], sizeof(m->b[1]), "x-amz-meta-uid: %u", a->uid);
 	snprintf(m->b[2], sizeof(m->b[2]), "x-amz-meta-gid: %u", a->gid);
 	fmt_time(m->b[3], sizeof(m->b[3]), "mtime", a->mtime_ns);
@@ -1294,6 +1461,51 @@ static void mp_part(void *arg, size_t i)
 	}
 }
 
+/* The body of CompleteMultipartUpload, built by libxml2 (which escapes
+ * what needs it: ETags are quoted, and servers may put anything there):
+ *   <CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+ *     <Part><PartNumber>1</PartNumber><ETag>"..."</ETag></Part>...
+ * malloc'd in *body (*blen bytes). */
+static int complete_body(char (*etags)[80], size_t nparts, char **body, size_t *blen)
+{
+	xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+	xmlNodePtr root = doc ? xmlNewNode(NULL, BAD_CAST "CompleteMultipartUpload") : NULL;
+	int rc = root ? 0 : -ENOMEM;
+	if (root) {
+		xmlDocSetRootElement(doc, root);
+		if (!xmlNewNs(root, BAD_CAST "http://s3.amazonaws.com/doc/2006-03-01/", NULL))
+			rc = -ENOMEM;
+	}
+	for (size_t i = 0; rc == 0 && i < nparts; i++) {
+		char num[24];
+		snprintf(num, sizeof(num), "%zu", i + 1);
+		xmlNodePtr part = xmlNewChild(root, NULL, BAD_CAST "Part", NULL);
+		/* xmlNewTextChild escapes its content (xmlNewChild would take
+		 * it as markup) */
+		if (!part || !xmlNewTextChild(part, NULL, BAD_CAST "PartNumber", BAD_CAST num) ||
+		    !xmlNewTextChild(part, NULL, BAD_CAST "ETag", BAD_CAST etags[i]))
+			rc = -ENOMEM;
+	}
+	xmlChar *mem = NULL;
+	int len = 0;
+	if (rc == 0) {
+		xmlDocDumpMemoryEnc(doc, &mem, &len, "UTF-8");
+		if (!mem || len <= 0)
+			rc = -ENOMEM;
+	}
+	*body = NULL;
+	*blen = 0;
+	if (rc == 0 && !(*body = malloc((size_t)len)))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		memcpy(*body, mem, (size_t)len);
+		*blen = (size_t)len;
+	}
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
 /* Puts key in parts: from fd (csrc NULL) or copied from another object
  * (csrc = "x-amz-copy-source: ..." header).  hdrs go with the initiation
  * (metadata, content type).  Any failure aborts the upload, so no parts are
@@ -1335,18 +1547,10 @@ static int multipart(struct s3s *s, const char *key, int fd, const char *csrc, u
 		par_run(nparts, s->mp_threads, mp_part, &m);
 		rc = m.rc;
 	}
-	size_t bl = 0, bc = 0;
-	FILE *f = rc == 0 ? open_memstream(&body, &bl) : NULL;
-	if (rc == 0 && !f)
-		rc = -ENOMEM;
-	if (f) {
-		fputs("<CompleteMultipartUpload>", f);
-		for (size_t i = 0; i < nparts; i++)
-			fprintf(f, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
-				m.etags[i]);
-		fputs("</CompleteMultipartUpload>", f);
-		fclose(f);
-		(void)bc;
+	size_t bl = 0;
+	if (rc == 0)
+		rc = complete_body(m.etags, nparts, &body, &bl);
+	if (rc == 0) {
 		char q[320];
 		snprintf(q, sizeof(q), "uploadId=%s", m.eid);
 		struct s3_req cq = S3_REQ_INIT;
@@ -1358,6 +1562,14 @@ static int multipart(struct s3s *s, const char *key, int fd, const char *csrc, u
 		cq.body = body;
 		cq.blen = bl;
 		rc = s3c_do(s->c, &cq, &rs);
+		/* S3 may answer 200 and still fail the completion: an <Error>
+		 * body (with a Code) instead of the result */
+		char *code = rc == 0 ? s3_xml_find(rs.body, rs.blen, "Code") : NULL;
+		if (code) {
+			fprintf(stderr, "chuk-vfs s3: completion of %s failed: %s\n", key, code);
+			rc = -EIO;
+		}
+		free(code);
 		if (rc == 0 && etag) {
 			char *et = s3_xml_find(rs.body, rs.blen, "ETag");
 			snprintf(etag, etagsz, "%s", et ? et : "");
@@ -4677,6 +4889,20 @@ static long opt_long(const struct cvfs_opt *opts, size_t nopts, const char *key,
  * survives the daemon being killed, not the machine losing power.  The next
  * mount with the same cache_dir, bucket and prefix sends what is not "D". */
 
+/* A time in seconds (fractions allowed, 0 up to a day), in ns; def when
+ * missing or not such a number. */
+static int64_t opt_seconds(const struct cvfs_opt *opts, size_t nopts, const char *key, int64_t def)
+{
+	const char *v = cvfs_opt_get(opts, nopts, key);
+	if (!v || !*v)
+		return def;
+	char *end;
+	double d = strtod(v, &end);
+	if (*end || !(d >= 0 && d <= 86400))
+		return def;
+	return (int64_t)(d * 1e9);
+}
+
 static void hexs(char *dst, const char *src)
 {
 	static const char hx[] = "0123456789abcdef";
@@ -5321,7 +5547,11 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	s->uid = getuid();
 	s->gid = getgid();
 	s->next_ino = 2;
-	s->ttl_ns = (int64_t)(opt_long(opts, nopts, "list_ttl", 5) * 1000000000LL);
+	/* listings live as long as the kernel caches names: the mount's
+	 * cache_timeout (a hint chuk-vfs-mount passes when given; its default
+	 * for shared stores is 1 s), unless list_ttl says otherwise */
+	s->ttl_ns = opt_seconds(opts, nopts, "list_ttl",
+				opt_seconds(opts, nopts, "cache_timeout", 1000000000LL));
 	s->mp_threshold = (uint64_t)opt_long(opts, nopts, "multipart_threshold", 16 << 20);
 	s->mp_part = (uint64_t)opt_long(opts, nopts, "multipart_part", 8 << 20);
 	s->mp_threads = (int)opt_long(opts, nopts, "multipart_threads", 4);
