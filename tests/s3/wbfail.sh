@@ -108,13 +108,16 @@ echo v2 >"$M/ord"
 mv "$M/ord" "$M/ord2"
 echo v3 >"$M/ord"
 
-v=$(status_of store_status.queued)
+"$CVFS" status "$M" >"$T/status"
+sv() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ +/, ""); print }' "$T/status"; }
+v=$(sv store_status.queued)
 [ "$v" -ge 8 ] || fail "status: queued = $v with 8+ changes waiting"
-status_of store_status.last_error.error | grep -q . || fail "status: no last error"
-status_of store_status.last_error.path | grep -q '^/' || fail "status: no path of the last error"
-echo "ok: status while S3 is down: queued $v, failing $(status_of store_status.failing)," \
-	"last error: $(status_of store_status.last_error.op) of $(status_of store_status.last_error.path):" \
-	"$(status_of store_status.last_error.error)"
+[ "$(sv store_status.failing)" -ge 1 ] || fail "status: nothing failing"
+sv store_status.last_error.error | grep -q . || fail "status: no last error"
+sv store_status.last_error.path | grep -q '^/' || fail "status: no path of the last error"
+echo "ok: status while S3 is down: queued $v, failing $(sv store_status.failing)," \
+	"last error: $(sv store_status.last_error.op) of $(sv store_status.last_error.path):" \
+	"$(sv store_status.last_error.error)"
 
 # fsync while down: EIO within the bound (fsync_timeout 4 s + an attempt),
 # and again at the next fsync (not just once)
@@ -214,4 +217,28 @@ same mv-j "$T/data1"
 absent mv-dst || fail "mv-dst still in S3"
 cvfs_umount "$M" || fail "clean unmount after the replay"
 echo "ok: the next mount sent what the journal kept"
+
+# ---- sync=close: close reports EIO when S3 refuses; the bytes go up later ----
+mnt ",store.sync=close"
+rc=0
+# open (a lookup in S3) while it answers, then 403 for the upload at close
+python3 - "$M/sc" "$T/data2" "$FLAKY_MODE" <<'PY' || rc=$?
+import errno, os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, open(sys.argv[2], "rb").read())
+with open(sys.argv[3] + ".tmp", "w") as f:
+    f.write("403\n")
+os.replace(sys.argv[3] + ".tmp", sys.argv[3])
+time.sleep(0.3)
+try:
+    os.close(fd)
+except OSError as e:
+    sys.exit(0 if e.errno == errno.EIO else 3)
+sys.exit(2)
+PY
+[ "$rc" = 0 ] || fail "sync=close: close with S3 answering 403: rc $rc (2: no error, 3: not EIO)"
+s3_flaky pass
+cvfs_umount "$M" || fail "sync=close: unmount with S3 back"
+same sc "$T/data2"
+echo "ok: sync=close: close EIO on a 403, the file sent at unmount"
 echo PASS

@@ -4465,6 +4465,16 @@ static int flush_node(struct s3s *s, uint64_t ino, int closing)
 	pthread_mutex_lock(&n->io);
 	pthread_mutex_lock(&s->mu);
 	int rc = upload(s, n);
+	if (rc && rc != -ENOMEM) {
+		/* the bytes stay staged and go up later (a later close, fsync,
+		 * syncfs, unmount); close and fsync say EIO, the log says why */
+		int err = 0;
+		char *key = key_of(s, n, &err);
+		fprintf(stderr, "chuk-vfs s3: upload of /%s failed (%s); kept, sent again later\n",
+			key ? wb_path(s, key) : "?", strerror(-rc));
+		free(key);
+		rc = -EIO;
+	}
 	int last = 0;
 	if (closing) {
 		if (n->nopen > 0)
