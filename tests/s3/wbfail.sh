@@ -20,6 +20,12 @@ s3_start
 s3_flaky_start
 B=s3://$S3_BUCKET
 M=$T/m
+# a failure shows what the daemon said
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$M.log" ] && tail -n 80 "$M.log" >&2
+	exit 1
+}
 CVFS=${CVFS_BUILDDIR:-$(dirname "$0")/../../build}/chuk-vfs
 # short delays so the test takes seconds: fsync gives up after 4 s with
 # nothing on the wire, retries 0.2 s doubling to 1 s, unmount waits 3 s

@@ -2418,6 +2418,20 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	free(xh);
 	if (rc)
 		return rc;
+	/* renamed while this upload waited (its first attempts failed) and
+	 * no queued rename carries the object to the new key: what went up
+	 * is at the old key only (a DELETE of it follows), n is still owed
+	 * at its key, by the upload queued there or by one queued now */
+	int kerr = 0;
+	char *cur = key_of(s, n, &kerr);
+	int elsewhere = cur && strcmp(cur, op->key) != 0 && n->wb_moves == 0;
+	free(cur);
+	if (elsewhere) {
+		n->chg = ++s->chg;
+		if (n->nopen == 0)
+			(void)wb_queue_upload(s, n);
+		return 0;
+	}
 	if (n->dir)
 		n->marker = 1;
 	n->remote = 1;
