@@ -475,8 +475,14 @@ int main(int argc, char **argv)
 	}
 	e = cvfs_mount_loop(m, 1);
 	cvfs_mount_free(m);
+	/* a store that could not send everything (S3 down at unmount) says
+	 * what on stderr; the exit status says that something was left */
+	int fe = cvfs_fs_finish(fs);
+	if (fe)
+		fprintf(stderr, "%s: unmounted, but the %s store could not send every change "
+				"(above): %s\n", prog, c.backend, strerror(-fe));
 	cvfs_fs_free(fs);
-	rc = e ? 1 : 0;
+	rc = e || fe ? 1 : 0;
 out:
 	for (size_t i = 0; i < c.nowned; i++)
 		free(c.owned[i]);

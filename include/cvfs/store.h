@@ -205,6 +205,17 @@ struct cvfs_store_ops {
 	int (*getlk)(struct cvfs_store *st, uint64_t ino, struct cvfs_lock *lk, int flock);
 
 	void (*free)(struct cvfs_store *st);
+
+	/* Optional, outside transactions (added after free; ABI 1 stores that
+	 * predate them are built with them NULL).
+	 *  finish: the clean end of a mount, before free: send what is owed (a
+	 *  store that queues changes waits for them, for a bounded time).
+	 *  Returns 0, or -EIO after saying on stderr what was not sent (and
+	 *  whether it is kept for the next open); free must not repeat it.
+	 *  status: the store's own state (queues, failures) as one JSON object,
+	 *  malloc'd; `chuk-vfs status` shows it under "store_status". */
+	int (*finish)(struct cvfs_store *st);
+	char *(*status)(struct cvfs_store *st);
 };
 
 /* Every store begins with this.  Backends embed it as their first member. */

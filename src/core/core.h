@@ -43,6 +43,10 @@ struct cvfs_fs_config {
 
 /* Takes ownership of st (freed by cvfs_fs_free, also when this fails). */
 int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct cvfs_fs **out);
+/* The clean end: releases what is still open and has the store send what
+ * it owes (its optional finish).  0, or -EIO when the store says changes
+ * were left unsent (it printed which).  cvfs_fs_free must still be called. */
+int cvfs_fs_finish(struct cvfs_fs *fs);
 void cvfs_fs_free(struct cvfs_fs *fs);
 struct cvfs_store *cvfs_fs_store(struct cvfs_fs *fs);
 int cvfs_fs_readonly(const struct cvfs_fs *fs);

@@ -58,6 +58,8 @@ struct cvfs_fs {
 	struct cvfs_policy *pol;
 	pthread_mutex_t name_lock;
 	struct cvfs_htab names; /* struct iname by ino; protected by name_lock */
+
+	int wound_down; /* open handles released and orphans deleted (wind_down) */
 };
 
 /* A handle, on the list of open ones: the kernel may never send the release
@@ -663,14 +665,16 @@ int cvfs_fs_new(struct cvfs_store *st, const struct cvfs_fs_config *cfg, struct 
 	return 0;
 }
 
-void cvfs_fs_free(struct cvfs_fs *fs)
+/* The end of the fs's life, before the store's: handles whose release
+ * never came (stopped by a signal, forced unmount) are released, and
+ * orphans still referenced go.  Once. */
+static void wind_down(struct cvfs_fs *fs)
 {
-	if (!fs)
+	if (fs->wound_down)
 		return;
-	/* Handles whose release never came (stopped by a signal, forced unmount). */
+	fs->wound_down = 1;
 	while (fs->open)
 		release(fs, &fs->open->h, !(fs->open->h.flags & O_DIRECTORY));
-	/* Orphans still referenced at the end go now. */
 	size_t pos = 0;
 	struct cvfs_hnode *p = fs->refs.b ? cvfs_htab_next(&fs->refs, &pos, NULL) : NULL;
 	while (p) {
@@ -684,8 +688,30 @@ void cvfs_fs_free(struct cvfs_fs *fs)
 				if (rc == 0 && a.nlink == 0)
 					rc = fs->ops->inode_del(fs->st, r->ino);
 			});
+			r->orphan = 0;
 		}
-		free(r);
+		p = nx;
+	}
+}
+
+int cvfs_fs_finish(struct cvfs_fs *fs)
+{
+	if (!fs)
+		return 0;
+	wind_down(fs);
+	return fs->ops->finish ? fs->ops->finish(fs->st) : 0;
+}
+
+void cvfs_fs_free(struct cvfs_fs *fs)
+{
+	if (!fs)
+		return;
+	wind_down(fs);
+	size_t pos = 0;
+	struct cvfs_hnode *p = fs->refs.b ? cvfs_htab_next(&fs->refs, &pos, NULL) : NULL;
+	while (p) {
+		struct cvfs_hnode *nx = cvfs_htab_next(&fs->refs, &pos, p);
+		free(p);
 		p = nx;
 	}
 	cvfs_htab_fini(&fs->refs);

@@ -875,6 +875,11 @@ static char *status_json(struct cvfs_mount *m)
 	char *pd = pol ? cvfs_policy_describe(pol) : NULL;
 	fprintf(f, "\"policy\":%s,", pd ? pd : "null");
 	free(pd);
+	struct cvfs_store *st = cvfs_fs_store(m->fs);
+	char *ss = st->ops->status ? st->ops->status(st) : NULL;
+	if (ss)
+		fprintf(f, "\"store_status\":%s,", ss);
+	free(ss);
 	fprintf(f, "\"statfs\":{\"bsize\":%llu,\"blocks\":%llu,\"bfree\":%llu,\"files\":%llu,"
 		   "\"ffree\":%llu}}\n",
 		(unsigned long long)sf.bsize, (unsigned long long)sf.blocks,

@@ -134,6 +134,7 @@ s3_stat() {
 }
 
 s3_cleanup() {
+	s3_flaky_stop
 	s3_proxy_stop
 	moto_stop
 	s3_stop
@@ -221,4 +222,41 @@ moto_stop() {
 	kill "$MOTO_PID" 2>/dev/null || true
 	wait "$MOTO_PID" 2>/dev/null || true
 	MOTO_PID=""
+}
+
+# A proxy in front of s3rver that can be switched while it runs between
+# passing requests on, refusing connections, answering 503 and answering 403
+# (tests/lib/s3proxy.py):
+#   s3_flaky_start          sets FLAKY_PORT, FLAKY_URL, FLAKY_PID, FLAKY_MODE
+#                           (the control file; mode "pass")
+#   s3_flaky pass|refuse|503|403   switches (in effect within ~0.2 s)
+#   s3_flaky_stop
+FLAKY_PID="" FLAKY_PORT="" FLAKY_URL="" FLAKY_MODE=""
+s3_flaky_start() {
+	FLAKY_PORT=$(s3_free_port)
+	FLAKY_URL=http://127.0.0.1:$FLAKY_PORT
+	FLAKY_MODE=$(mktemp /tmp/cvfs-s3-flaky.XXXXXX)
+	echo pass >"$FLAKY_MODE"
+	python3 -u "$(dirname "${BASH_SOURCE[0]}")/s3proxy.py" "$FLAKY_PORT" "$S3_PORT" \
+		"$FLAKY_MODE" >"$FLAKY_MODE.log" 2>&1 &
+	FLAKY_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$FLAKY_PORT") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "s3proxy did not listen on $FLAKY_PORT" >&2
+	return 1
+}
+s3_flaky() {
+	echo "$1" >"$FLAKY_MODE.tmp"
+	mv "$FLAKY_MODE.tmp" "$FLAKY_MODE"
+	sleep 0.2
+}
+s3_flaky_stop() {
+	[ -n "$FLAKY_PID" ] || return 0
+	kill "$FLAKY_PID" 2>/dev/null || true
+	wait "$FLAKY_PID" 2>/dev/null || true
+	rm -f "$FLAKY_MODE" "$FLAKY_MODE".*
+	FLAKY_PID=""
 }

@@ -170,6 +170,7 @@ struct wop {
 	struct wop *succ[2];
 	int nsucc, ndeps;
 	int running, cancel, attempts, copied, logged;
+	int metacopy; /* UPLOAD: this attempt was a copy onto itself (attributes) */
 	int64_t not_before;
 	uint64_t bytes;
 	uint64_t jid; /* its number in the journal, or 0 */
@@ -285,6 +286,16 @@ struct s3s {
 	int64_t wb_delay_ns;    /* uploads wait this long first (coalescing) */
 	int wb_delay_all;       /* every op does (tests: ops stay queued) */
 	int64_t wb_drain_ns;    /* unmount waits at most this long */
+	int64_t wb_retry_min_ns, wb_retry_max_ns; /* backoff of a failed op */
+	int64_t wb_wait_ns;     /* fsync/syncfs: EIO after this with nothing on the wire */
+	int wb_draining;        /* unmount: retries at most 1 s apart */
+	size_t wb_failing;      /* queued ops that failed an attempt */
+	int wb_last_err;        /* the last failed attempt: its error, */
+	int wb_last_type;       /* its kind, */
+	int wb_last_transient;  /* whether S3 or the network said "later", */
+	char *wb_last_key;      /* its key, */
+	int64_t wb_last_at;     /* when (mono_ns) */
+	int finished, finish_rc; /* s_finish ran, and what it returned */
 	size_t wb_max_ops;      /* back-pressure: ops queued at most ... */
 	uint64_t wb_max_bytes;  /* ... and bytes of uploads queued */
 	pthread_t *wbt;
@@ -2553,8 +2564,10 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	struct cvfs_attr a = n->a;
 	uint64_t xg = n->xgen;
 	int rc;
+	op->metacopy = 0;
 	if (!n->dir && !S_ISLNK(a.mode) && !n->pending && !n->dirty) {
 		/* only the attributes changed: a copy onto itself */
+		op->metacopy = 1;
 		if (!meta_differs(n)) {
 			n->metadirty = 0;
 			return 0;
@@ -2621,6 +2634,20 @@ static int wb_upload(struct s3s *s, struct wop *op, int *transient)
 	free(xh);
 	if (rc)
 		return rc;
+	/* renamed while this upload waited (its first attempts failed) and
+	 * no queued rename carries the object to the new key: what went up
+	 * is at the old key only (a DELETE of it follows), n is still owed
+	 * at its key, by the upload queued there or by one queued now */
+	int kerr = 0;
+	char *cur = key_of(s, n, &kerr);
+	int elsewhere = cur && strcmp(cur, op->key) != 0 && n->wb_moves == 0;
+	free(cur);
+	if (elsewhere) {
+		n->chg = ++s->chg;
+		if (n->nopen == 0)
+			(void)wb_queue_upload(s, n);
+		return 0;
+	}
 	if (n->dir)
 		n->marker = 1;
 	n->remote = 1;
@@ -2653,7 +2680,7 @@ static int wb_run(struct s3s *s, struct wop *op, int *transient)
 	case W_DELETE:
 		rc = simple(s, "DELETE", op->key, NULL, NULL, 0);
 		*transient = s3c_last_transient();
-		return rc;
+		return rc == -ENOENT ? 0 : rc; /* gone already: what was wanted */
 	case W_META: {
 		if (n->metaq == op)
 			n->metaq = NULL;
@@ -2681,6 +2708,8 @@ static int wb_run(struct s3s *s, struct wop *op, int *transient)
 		}
 		rc = simple(s, "DELETE", op->src, NULL, NULL, 0);
 		*transient = s3c_last_transient();
+		if (rc == -ENOENT)
+			rc = 0;
 		if (rc == 0)
 			n->chg = ++s->chg;
 		return rc;
@@ -2704,39 +2733,102 @@ static void wb_blame(struct s3s *s, struct wop *op, int rc, int depth)
 	}
 }
 
+/* Answers no retry can change: the op is dropped (said on stderr, counted,
+ * reported by the next fsync of the file).  Everything else (S3 down,
+ * 5xx, 403, a missing bucket...) is retried until it goes through: a
+ * change is never dropped because S3 refused it for a while. */
+static int wb_permanent(const struct wop *op, int rc)
+{
+	switch (rc) {
+	case -ENAMETOOLONG: /* KeyTooLongError */
+	case -EFBIG:        /* EntityTooLarge */
+		return 1;
+	case -ENOENT: /* the object to copy is gone (another client deleted it) */
+		return op->type == W_META || (op->type == W_RENAME && !op->copied) ||
+		       (op->type == W_UPLOAD && op->metacopy);
+	}
+	return 0;
+}
+
+/* The path on the mount of a key, for messages: "/" + the key without
+ * the prefix. */
+static const char *wb_path(const struct s3s *s, const char *key)
+{
+	size_t pl = strlen(s->prefix);
+	return strncmp(key, s->prefix, pl) == 0 ? key + pl : key;
+}
+
+static void wb_note_err(struct s3s *s, const struct wop *op, int rc, int transient)
+{
+	char *k = strdup(op->key);
+	if (k) {
+		free(s->wb_last_key);
+		s->wb_last_key = k;
+	}
+	s->wb_last_err = rc;
+	s->wb_last_type = op->type;
+	s->wb_last_transient = transient;
+	s->wb_last_at = mono_ns();
+}
+
+/* The wait before the next attempt of an op that failed attempts times:
+ * wb_retry_min doubling to wb_retry_max (1 s at most while unmounting). */
+static int64_t wb_backoff(const struct s3s *s, int attempts)
+{
+	int64_t max = s->wb_retry_max_ns;
+	if (s->wb_draining && max > 1000000000LL)
+		max = 1000000000LL;
+	int64_t d = s->wb_retry_min_ns;
+	for (int i = 1; i < attempts && d < max; i++)
+		d *= 2;
+	return d < max ? d : max;
+}
+
 static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient)
 {
 	op->running = 0;
 	struct s3n *n = op->n;
-	if (rc == -ENOMEM)
-		transient = 1;
-	if (rc && transient && !s->wb_stop) {
-		op->attempts++;
+	if (rc && !wb_permanent(op, rc)) {
+		/* kept, with its bytes (the node's stage, the journal's copy),
+		 * and tried again later; also while stopping: the drain then
+		 * names it as not sent rather than dropping it */
+		if (op->attempts++ == 0)
+			s->wb_failing++;
 		s->wb_retries++;
 		s->wb_errseq++;
+		wb_note_err(s, op, rc, transient);
 		if (n) {
 			n->errseq++;
 			n->wb_err = rc;
 		}
 		wb_blame(s, op, rc, 0);
 		if (!op->logged)
-			fprintf(stderr, "chuk-vfs s3: %s of %s failed (%s); retrying in the background\n",
-				wop_name(op->type), op->key, strerror(-rc));
+			fprintf(stderr,
+				"chuk-vfs s3: %s of /%s failed (%s%s); kept, retrying in the "
+				"background\n",
+				wop_name(op->type), wb_path(s, op->key), strerror(-rc),
+				transient ? "" : ", refused by S3");
 		op->logged = 1;
-		int sh = op->attempts - 1 < 5 ? op->attempts - 1 : 5;
-		int64_t d = 500000000LL << sh;
-		if (d > 10000000000LL)
-			d = 10000000000LL;
-		op->not_before = mono_ns() + d;
+		/* like one not started: its next attempt reads the node, so it
+		 * carries what changes meanwhile (no second upload queued) */
+		if (n && !n->dead && !op->cancel && op->type == W_UPLOAD && !n->upq)
+			n->upq = op;
+		if (n && !n->dead && !op->cancel && op->type == W_META && !n->metaq)
+			n->metaq = op;
+		op->not_before = mono_ns() + wb_backoff(s, op->attempts);
 		list_add(s, op, L_RETRY);
+		pthread_cond_broadcast(&s->wb_cv);
 		pthread_cond_broadcast(&s->wb_done);
 		return;
 	}
+	if (op->attempts)
+		s->wb_failing--;
 	if (rc) {
 		s->wb_failed++;
 		s->wb_errseq++;
-		fprintf(stderr, "chuk-vfs s3: %s of %s failed for good (%s); dropped\n",
-			wop_name(op->type), op->key, strerror(-rc));
+		wb_note_err(s, op, rc, 0);
+		fprintf(stderr, "chuk-vfs s3: %s of /%s failed for good (%s); dropped\n",
+			wop_name(op->type), wb_path(s, op->key), strerror(-rc));
 		if (n) {
 			n->errseq++;
 			n->wb_err = rc;
@@ -2749,6 +2841,10 @@ static void wb_finish(struct s3s *s, struct wop *op, int rc, int transient)
 		s->wb_ok++;
 		if (n && op->type == W_UPLOAD)
 			n->wb_err = 0;
+		if (op->logged)
+			fprintf(stderr, "chuk-vfs s3: %s of /%s went through after %d failed "
+					"attempts\n",
+				wop_name(op->type), wb_path(s, op->key), op->attempts);
 	}
 	if (!op->cancel)
 		s->chg++;
@@ -2821,61 +2917,179 @@ static void *wb_main(void *arg)
 	return NULL;
 }
 
-/* fsync of a file: its ops run now; waits until they are done or one of
- * them (or one they wait for) failed an attempt.  mu held. */
+/* An op waiting for a later attempt (or for wb_delay) runs now. */
+static void wb_kick(struct s3s *s, struct wop *op)
+{
+	if (op->running || (op->lst != L_RETRY && op->lst != L_DELAYED))
+		return;
+	op->not_before = 0;
+	list_del(s, op);
+	list_add(s, op, L_READY);
+}
+
+static int kst_in(const struct kst *k, struct kst *const *ks, size_t nk)
+{
+	for (size_t i = 0; i < nk; i++)
+		if (ks[i] == k)
+			return 1;
+	return 0;
+}
+
+static int wb_touches(const struct wop *op, struct kst *const *ks, size_t nk)
+{
+	return kst_in(op->k[0], ks, nk) || (op->k[1] && kst_in(op->k[1], ks, nk));
+}
+
+/* The ops an fsync of n waits for: n's own, and every op on their keys, and
+ * on the keys of those (a rename joins two), so the ops n's wait behind.
+ * kick: they run now (those in backoff or wb_delay).  Returns how many of
+ * them are on the wire.  mu held. */
+static size_t wb_related(struct s3s *s, struct s3n *n, int kick)
+{
+	struct kst **ks = NULL;
+	size_t nk = 0, cap = 0, running = 0;
+	int changed = 1;
+	for (int round = 0; changed && round < 16; round++) {
+		changed = 0;
+		for (struct wop *op = s->all; op; op = op->anext) {
+			if (op->n != n && !wb_touches(op, ks, nk))
+				continue;
+			for (int i = 0; i < 2; i++) {
+				if (!op->k[i] || kst_in(op->k[i], ks, nk))
+					continue;
+				if (nk == cap) {
+					size_t nc = cap ? cap * 2 : 8;
+					struct kst **t = realloc(ks, nc * sizeof(*t));
+					if (!t)
+						goto out;
+					ks = t;
+					cap = nc;
+				}
+				ks[nk++] = op->k[i];
+				changed = 1;
+			}
+		}
+	}
+out:
+	for (struct wop *op = s->all; op; op = op->anext) {
+		if (op->n != n && !wb_touches(op, ks, nk))
+			continue;
+		if (op->running)
+			running++;
+		else if (kick)
+			wb_kick(s, op);
+	}
+	free(ks);
+	if (kick)
+		pthread_cond_broadcast(&s->wb_cv);
+	return running;
+}
+
+static size_t wb_running(const struct s3s *s)
+{
+	size_t k = 0;
+	for (const struct wop *op = s->all; op; op = op->anext)
+		k += op->running != 0;
+	return k;
+}
+
+static void wb_deadline(int64_t end, struct timespec *ts)
+{
+	int64_t now = mono_ns(), w = now + 1000000000LL;
+	if (end > now && end < w)
+		w = end;
+	ts->tv_sec = w / 1000000000;
+	ts->tv_nsec = w % 1000000000;
+}
+
+/* fsync of a file: its ops, and those they wait behind, run now (also
+ * those waiting to be retried); waits until they are done (0), or until
+ * one of them fails an attempt, or until wb_wait passed with none of them
+ * on the wire (EIO; they stay queued and the next fsync tries again).
+ * mu held. */
 static int wb_wait_node(struct s3s *s, struct s3n *n)
 {
-	if (n->upq)
-		wb_now(s, n->upq);
 	uint64_t e0 = n->errseq;
+	int64_t end = mono_ns() + s->wb_wait_ns;
 	int rc = 0;
 	s->wb_hurry++;
-	pthread_cond_broadcast(&s->wb_cv);
+	if (wb_live(n) > 0)
+		(void)wb_related(s, n, 1);
 	cvfs_about_to_block();
 	while (wb_live(n) > 0 && !s->wb_stop) {
 		if (n->errseq != e0) {
-			rc = n->wb_err ? n->wb_err : -EIO;
+			rc = -EIO;
 			break;
 		}
-		pthread_cond_wait(&s->wb_done, &s->mu);
+		if (mono_ns() >= end) {
+			if (wb_related(s, n, 0) == 0) {
+				rc = -EIO;
+				break;
+			}
+			end = mono_ns() + 1000000000LL; /* an upload still going: let it */
+		}
+		struct timespec ts;
+		wb_deadline(end, &ts);
+		pthread_cond_timedwait(&s->wb_done, &s->mu, &ts);
 	}
 	s->wb_hurry--;
 	if (!rc && n->wb_perm) {
-		rc = n->wb_perm;
+		rc = -EIO;
 		n->wb_perm = 0;
 	}
 	return rc;
 }
 
+/* Every op waiting for a later attempt runs now. */
+static void wb_kick_all(struct s3s *s)
+{
+	while (s->rt_head)
+		wb_kick(s, s->rt_head);
+	pthread_cond_broadcast(&s->wb_cv);
+}
+
 /* syncfs (fsync of a directory), a directory rename: waits until the queue
- * is empty, or until an op failed an attempt (-EIO).  mu held. */
+ * is empty (ops in backoff are tried at once), or until an op failed an
+ * attempt, or wb_wait passed with nothing on the wire (-EIO).  mu held. */
 static int wb_wait_all(struct s3s *s)
 {
 	uint64_t e0 = s->wb_errseq;
+	int64_t end = mono_ns() + s->wb_wait_ns;
 	int rc = 0;
 	s->wb_hurry++;
-	pthread_cond_broadcast(&s->wb_cv);
+	wb_kick_all(s);
 	cvfs_about_to_block();
 	while (s->wb_n > 0 && s->wb_nthr && !s->wb_stop) {
 		if (s->wb_errseq != e0) {
 			rc = -EIO;
 			break;
 		}
-		pthread_cond_wait(&s->wb_done, &s->mu);
+		if (mono_ns() >= end) {
+			if (wb_running(s) == 0) {
+				rc = -EIO;
+				break;
+			}
+			end = mono_ns() + 1000000000LL;
+		}
+		struct timespec ts;
+		wb_deadline(end, &ts);
+		pthread_cond_timedwait(&s->wb_done, &s->mu, &ts);
 	}
 	s->wb_hurry--;
 	return rc;
 }
 
-/* Unmount: waits for the queue (failed ops are retried meanwhile) at most
- * wb_drain, then stops the threads and logs every op given up.  mu held. */
-static void wb_drain(struct s3s *s)
+/* Unmount: waits for the queue (failed ops are retried at once, then at
+ * most 1 s apart) at most wb_drain, then stops the threads and names every
+ * change not sent.  Returns how many.  mu held. */
+static size_t wb_drain(struct s3s *s)
 {
 	if (!s->wb_nthr)
-		return;
+		return 0;
 	int64_t end = mono_ns() + s->wb_drain_ns, logged = 0;
 	s->wb_hurry++;
-	pthread_cond_broadcast(&s->wb_cv);
+	s->wb_draining = 1;
+	wb_kick_all(s);
 	cvfs_about_to_block();
 	while (s->wb_n > 0) {
 		int64_t now = mono_ns();
@@ -2897,15 +3111,43 @@ static void wb_drain(struct s3s *s)
 	for (int i = 0; i < s->wb_nthr; i++)
 		pthread_join(s->wbt[i], NULL);
 	pthread_mutex_lock(&s->mu);
-	if (s->wb_n)
+	size_t left = 0;
+	for (struct wop *op = s->all; op; op = op->anext)
+		left += !op->cancel;
+	if (left) {
 		fprintf(stderr,
-			"chuk-vfs s3: unmount: gave up after %.0f s on %zu changes S3 did not take:\n",
-			(double)s->wb_drain_ns / 1e9, s->wb_n);
+			"chuk-vfs s3: unmount: gave up after %.0f s (wb_drain) on %zu changes S3 "
+			"did not take; not sent:\n",
+			(double)s->wb_drain_ns / 1e9, left);
+		if (s->wb_last_err)
+			fprintf(stderr, "chuk-vfs s3:   (last error: %s of /%s: %s)\n",
+				wop_name(s->wb_last_type),
+				s->wb_last_key ? wb_path(s, s->wb_last_key) : "?",
+				strerror(-s->wb_last_err));
+	}
+	/* oldest first: the order they would have gone in */
+	struct wop *last = s->all;
+	while (last && last->anext)
+		last = last->anext;
+	for (struct wop *op = last; op; op = op->aprev)
+		if (!op->cancel) {
+			if (op->src)
+				fprintf(stderr, "chuk-vfs s3:   %s /%s -> /%s (not sent)\n",
+					wop_name(op->type), wb_path(s, op->src), wb_path(s, op->key));
+			else
+				fprintf(stderr, "chuk-vfs s3:   %s /%s (not sent)\n",
+					wop_name(op->type), wb_path(s, op->key));
+		}
+	if (left && s->jfd >= 0)
+		fprintf(stderr, "chuk-vfs s3: unmount: they stay in the journal (%s); the next "
+				"mount of this bucket and prefix with the same cache_dir and "
+				"journal=1 sends them\n",
+			s->jdir ? s->jdir : "?");
+	else if (left)
+		fprintf(stderr, "chuk-vfs s3: unmount: they are lost (no journal: journal=1 "
+				"keeps them for the next mount)\n");
 	while (s->all) {
 		struct wop *op = s->all;
-		if (!op->cancel)
-			fprintf(stderr, "chuk-vfs s3:   %s %s%s%s (not sent)\n", wop_name(op->type),
-				op->src ? op->src : "", op->src ? " -> " : "", op->key);
 		s->all = op->anext;
 		list_del(s, op);
 		struct s3n *n = op->n;
@@ -2916,6 +3158,8 @@ static void wb_drain(struct s3s *s)
 		free(op);
 	}
 	s->wb_n = 0;
+	s->wb_failing = 0;
+	return left;
 }
 
 /* ---- transactions ---- */
@@ -3102,9 +3346,11 @@ static int wb_move(struct s3s *s, struct move *m)
 		char *dst = key_of(s, n, &err);
 		if (!dst)
 			return err;
-		if (n->upq && !n->upq->attempts) {
+		if (n->upq) {
+			/* an attempt that failed may still have reached S3 */
+			int tried = n->upq->attempts > 0;
 			wb_cancel(s, n->upq);
-			if ((n->remote || wb_live(n) > 0) &&
+			if ((n->remote || wb_live(n) > 0 || tried) &&
 			    !wb_enqueue(s, W_DELETE, m->src_key, NULL, NULL, 0, 0))
 				rc = -ENOMEM;
 			if (rc == 0)
@@ -3617,9 +3863,10 @@ static int s_dent_del(struct cvfs_store *st, uint64_t dir, const char *name, siz
 		/* an upload or chmod not started yet is not needed any more;
 		 * S3 may have the key (now, or once a running op is done):
 		 * delete it after them */
+		int tried = n->upq && n->upq->attempts > 0; /* it may have reached S3 */
 		wb_cancel(s, n->upq);
 		wb_cancel(s, n->metaq);
-		if (n->remote || wb_live(n) > 0) {
+		if (n->remote || wb_live(n) > 0 || tried) {
 			if (!wb_enqueue(s, W_DELETE, key, NULL, NULL, 0, 0))
 				rc = -ENOMEM;
 		}
@@ -4480,6 +4727,16 @@ static int flush_node(struct s3s *s, uint64_t ino, int closing)
 	pthread_mutex_lock(&n->io);
 	pthread_mutex_lock(&s->mu);
 	int rc = upload(s, n);
+	if (rc && rc != -ENOMEM) {
+		/* the bytes stay staged and go up later (a later close, fsync,
+		 * syncfs, unmount); close and fsync say EIO, the log says why */
+		int err = 0;
+		char *key = key_of(s, n, &err);
+		fprintf(stderr, "chuk-vfs s3: upload of /%s failed (%s); kept, sent again later\n",
+			key ? wb_path(s, key) : "?", strerror(-rc));
+		free(key);
+		rc = -EIO;
+	}
 	int last = 0;
 	if (closing) {
 		if (n->nopen > 0)
@@ -4564,12 +4821,29 @@ static int sync_all(struct s3s *s, int unmount)
 		pthread_mutex_lock(&s->mu);
 		int rc = 0;
 		if (unmount)
-			wb_drain(s);
+			rc = wb_drain(s) ? -EIO : 0;
 		else
 			rc = wb_wait_all(s);
 		pthread_mutex_unlock(&s->mu);
 		if (rc && !first)
 			first = rc;
+	} else if (unmount && first) {
+		/* sync=close: name the files whose upload failed just now */
+		pthread_mutex_lock(&s->mu);
+		pos = 0;
+		for (struct cvfs_hnode *h = cvfs_htab_next(&s->byino, &pos, NULL); h;
+		     h = cvfs_htab_next(&s->byino, &pos, h)) {
+			struct s3n *n = (struct s3n *)h;
+			if (!(n->pending || n->dirty || n->metadirty) || !n->parent || n->gone ||
+			    n->dead)
+				continue;
+			int err = 0;
+			char *key = key_of(s, n, &err);
+			fprintf(stderr, "chuk-vfs s3: unmount: upload /%s (not sent, lost)\n",
+				key ? wb_path(s, key) : "?");
+			free(key);
+		}
+		pthread_mutex_unlock(&s->mu);
 	}
 	if (!unmount && getenv("CVFS_S3_STATS"))
 		print_stats(s); /* tests count requests around a syncfs */
@@ -4761,21 +5035,94 @@ static int s_statfs(struct cvfs_store *st, struct cvfs_statfs *out)
 	return 0;
 }
 
+/* The clean end (unmount): everything owed is sent, waiting at most
+ * wb_drain; -EIO if something was not (named on stderr by the drain). */
+static int s_finish(struct cvfs_store *st)
+{
+	struct s3s *s = S(st);
+	if (s->finished)
+		return s->finish_rc;
+	s->finished = 1;
+	int rc = 0;
+	if (s->root && !s->readonly) {
+		pthread_rwlock_rdlock(&s->lk);
+		rc = sync_all(s, 1);
+		pthread_rwlock_unlock(&s->lk);
+	}
+	if (s->wb_nthr && !s->wb_stop) { /* readonly, or no root: stop the threads */
+		pthread_mutex_lock(&s->mu);
+		if (wb_drain(s))
+			rc = -EIO;
+		pthread_mutex_unlock(&s->mu);
+	}
+	s->finish_rc = rc ? -EIO : 0;
+	return s->finish_rc;
+}
+
+static void json_str(FILE *f, const char *v)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* For `chuk-vfs status`: the write-back queue and its failures. */
+static char *s_status(struct cvfs_store *st)
+{
+	struct s3s *s = S(st);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	char req[256];
+	s3c_stats(s->c, req, sizeof(req));
+	pthread_mutex_lock(&s->mu);
+	size_t running = wb_running(s);
+	fprintf(f, "{\"write_back\":%s,\"journal\":%s,\"queued\":%zu,\"queued_bytes\":%llu,"
+		   "\"sending\":%zu,\"failing\":%zu,\"done\":%llu,\"cancelled\":%llu,"
+		   "\"retried\":%llu,\"dropped\":%llu,\"requests\":",
+		s->wb ? "true" : "false", s->jfd >= 0 ? "true" : "false", s->wb_n,
+		(unsigned long long)s->wb_bytes, running, s->wb_failing, s->wb_ok,
+		s->wb_cancelled, s->wb_retries, s->wb_failed);
+	json_str(f, req);
+	fprintf(f, ",\"last_error\":");
+	if (s->wb_last_err) {
+		char what[64];
+		snprintf(what, sizeof(what), "%s", wop_name(s->wb_last_type));
+		fprintf(f, "{\"op\":\"%s\",\"path\":", what);
+		char *path = NULL;
+		if (asprintf(&path, "/%s", s->wb_last_key ? wb_path(s, s->wb_last_key) : "") < 0)
+			path = NULL;
+		json_str(f, path ? path : "?");
+		free(path);
+		fprintf(f, ",\"error\":");
+		json_str(f, strerror(-s->wb_last_err));
+		fprintf(f, ",\"by\":\"%s\",\"age_s\":%.1f}",
+			s->wb_last_transient ? "network or S3 5xx/429" : "S3 refused",
+			(double)(mono_ns() - s->wb_last_at) / 1e9);
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, "}");
+	pthread_mutex_unlock(&s->mu);
+	fclose(f);
+	return out;
+}
+
 static void s_free(struct cvfs_store *st)
 {
 	struct s3s *s = S(st);
 	if (!s)
 		return;
-	if (s->root && !s->readonly) {
-		pthread_rwlock_rdlock(&s->lk);
-		(void)sync_all(s, 1);
-		pthread_rwlock_unlock(&s->lk);
-	}
-	if (s->wb_nthr && !s->wb_stop) { /* readonly, or no root: stop the threads */
-		pthread_mutex_lock(&s->mu);
-		wb_drain(s);
-		pthread_mutex_unlock(&s->mu);
-	}
+	(void)s_finish(st);
 	if (s->c && getenv("CVFS_S3_STATS"))
 		print_stats(s);
 	size_t pos = 0;
@@ -4807,6 +5154,7 @@ static void s_free(struct cvfs_store *st)
 	if (s->jlock >= 0)
 		close(s->jlock);
 	free(s->jdir);
+	free(s->wb_last_key);
 	pthread_cond_destroy(&s->wb_cv);
 	pthread_cond_destroy(&s->wb_done);
 	for (size_t i = 0; i < s->nmoves; i++)
@@ -4855,6 +5203,8 @@ static const struct cvfs_store_ops s3_ops = {
 	.flush = s_flush,
 	.release = s_release,
 	.free = s_free,
+	.finish = s_finish,
+	.status = s_status,
 };
 
 static void set_errmsg(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -4878,6 +5228,17 @@ static long opt_long(const struct cvfs_opt *opts, size_t nopts, const char *key,
 	char *end;
 	double d = strtod(v, &end);
 	return *end ? def : (long)d;
+}
+
+/* Seconds, fractions allowed ("0.2"), as nanoseconds; def if unset or bad. */
+static int64_t opt_secs(const struct cvfs_opt *opts, size_t nopts, const char *key, double def)
+{
+	const char *v = cvfs_opt_get(opts, nopts, key);
+	char *end = NULL;
+	double d = v && *v ? strtod(v, &end) : def;
+	if (end && (*end || d < 0 || d > 1e7))
+		d = def;
+	return (int64_t)(d * 1e9);
 }
 
 /* ---- write-back journal (journal=1; docs/s3.md, "Crash window") ----
@@ -5589,7 +5950,14 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 	if (s->wb_threads < 1 || s->wb_threads > 64)
 		s->wb_threads = 8;
 	s->wb_delay_ns = opt_long(opts, nopts, "wb_delay", 2000) * 1000000LL;
-	s->wb_drain_ns = opt_long(opts, nopts, "wb_drain", 120) * 1000000000LL;
+	s->wb_drain_ns = opt_secs(opts, nopts, "wb_drain", 120);
+	s->wb_retry_min_ns = opt_secs(opts, nopts, "wb_retry_min", 0.5);
+	s->wb_retry_max_ns = opt_secs(opts, nopts, "wb_retry_max", 60);
+	if (s->wb_retry_min_ns < 1000000)
+		s->wb_retry_min_ns = 1000000;
+	if (s->wb_retry_max_ns < s->wb_retry_min_ns)
+		s->wb_retry_max_ns = s->wb_retry_min_ns;
+	s->wb_wait_ns = opt_secs(opts, nopts, "fsync_timeout", 60);
 	s->wb_delay_all = opt_long(opts, nopts, "wb_delay_all", 0) != 0;
 	s->wb_max_ops = (size_t)opt_long(opts, nopts, "wb_max_ops", 20000);
 	s->wb_max_bytes = (uint64_t)opt_long(opts, nopts, "wb_max_bytes", 1L << 30);
