@@ -171,7 +171,7 @@ absent olddir/x || fail "olddir/x still in S3"
 [ "$(s3_aws s3 cp "$B/ord2" -)" = v2 ] || fail "ord2 in S3 is not v2"
 s3_aws s3api head-object --bucket "$S3_BUCKET" --key newdir/ >/dev/null || fail "no newdir/ marker"
 meta=$(s3_aws s3api head-object --bucket "$S3_BUCKET" --key chm --query Metadata --output text)
-grep -q 33152 <<<"$meta" || fail "mode of chm in S3: $meta"
+grep -qw 0100600 <<<"$meta" || fail "mode of chm in S3: $meta"
 [ "$(s3_aws s3 cp "$B/link" -)" = f2 ] || fail "symlink target in S3"
 [ "$(status_of store_status.queued)" = 0 ] || fail "queue not empty: $("$CVFS" status "$M")"
 [ "$(status_of store_status.failing)" = 0 ] || fail "ops still failing"
