@@ -135,6 +135,7 @@ s3_stat() {
 
 s3_cleanup() {
 	s3_proxy_stop
+	! declare -F sp_stop >/dev/null || sp_stop # tests/lib/s3_proxy.sh
 	moto_stop
 	s3_stop
 	if [ -n "$S3_OWN_DATA" ]; then
