@@ -840,6 +840,8 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		/* a fresh response for every attempt */
 		s3_resp_free(rs);
 		struct xfer x = {.rq = rq, .rs = rs, .h = h};
+		char errbuf[CURL_ERROR_SIZE] = "";
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, tok ? &tokl : hl);
 		curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
@@ -901,7 +903,10 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		rs->status = status;
 		rs->curl_rc = (int)cr;
 		if (cr != CURLE_OK) {
-			snprintf(rs->msg, sizeof(rs->msg), "%s", curl_easy_strerror(cr));
+			/* curl's detail ("Operation timed out after 10001
+			 * milliseconds with 0 bytes received") when it has one */
+			snprintf(rs->msg, sizeof(rs->msg), "%s",
+				 errbuf[0] ? errbuf : curl_easy_strerror(cr));
 			if (x.sink_err)
 				snprintf(rs->msg, sizeof(rs->msg), "local cache: %s",
 					 strerror(x.sink_err));
