@@ -39,6 +39,8 @@ while True:
     conns.append(s.accept()[0])  # kept open, never read, never answered
 ' "$HPORT" &
 HPID=$!
+# stopped on any exit: it holds the test's output open
+trap 'rc=$?; set +e; kill "$HPID" 2>/dev/null; cvfs_cleanup; s3_cleanup; rm -rf "$T"; exit $rc' EXIT
 for ((i = 0; i < 100; i++)); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$HPORT") 2>/dev/null && break
 	sleep 0.05
