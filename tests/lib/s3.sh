@@ -136,6 +136,7 @@ s3_stat() {
 s3_cleanup() {
 	s3_flaky_stop
 	s3_proxy_stop
+	! declare -F sp_stop >/dev/null || sp_stop # tests/lib/s3_proxy.sh
 	moto_stop
 	s3_stop
 	if [ -n "$S3_OWN_DATA" ]; then

@@ -5850,6 +5850,7 @@ static int check_bucket(struct s3s *s, char **errmsg)
 	struct s3_req rq = S3_REQ_INIT;
 	rq.method = "GET";
 	rq.query = q;
+	rq.total_ms = s->c->check_ms; /* retries included: a mount never hangs here */
 	struct s3_resp rs;
 	int rc = s3c_do(s->c, &rq, &rs);
 	free(q);
@@ -5987,6 +5988,7 @@ int cvfs_s3_open(const struct cvfs_opt *opts, size_t nopts, struct cvfs_store **
 		.profile = cvfs_opt_get(opts, nopts, "profile"),
 		.connect_ms = opt_long(opts, nopts, "connect_timeout", 5) * 1000,
 		.lowspeed_s = opt_long(opts, nopts, "timeout", 30),
+		.check_ms = opt_long(opts, nopts, "mount_timeout", 10) * 1000,
 		.retries = (int)opt_long(opts, nopts, "retries", 4),
 		.verbose = (int)opt_long(opts, nopts, "s3_debug", 0),
 	};

@@ -6,8 +6,15 @@
  * signs S3 requests correctly only when the request carries an
  * x-amz-content-sha256 header; every request sends UNSIGNED-PAYLOAD (which
  * S3 accepts for every operation used here), so bodies are never hashed.
- * Query strings are built with their parameters already sorted by name and
- * encoded once, the canonical form SigV4 wants.
+ * libcurl signs every header of CURLOPT_HTTPHEADER, including one given
+ * only to remove a header of its own ("Expect:" would be signed as
+ * "expect:" and never sent: SignatureDoesNotMatch on AWS), so the list
+ * holds only headers that are sent; libcurl's own "Expect: 100-continue"
+ * (sent, not signed) is kept, with CURLOPT_EXPECT_100_TIMEOUT_MS 0 so the
+ * body follows at once.  Query strings are built with their parameters
+ * already sorted by name and encoded once, the canonical form SigV4 wants
+ * (libcurl 7.88 signs the query as given).  tests/s3/sigv4.sh checks every
+ * kind of request against botocore's signer.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -173,6 +180,108 @@ static const char *envs(const char *a)
 	return v && *v ? v : NULL;
 }
 
+static int ini_has_section(const char *path, const char *section)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (!f)
+		return 0;
+	char line[4096];
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *l = trim(line);
+		if (*l != '[')
+			continue;
+		char *e = strchr(l, ']');
+		if (e)
+			*e = 0;
+		found = strcmp(trim(l + 1), section) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Looks the credentials up as the AWS tools do: the environment (unless a
+ * profile was named by option), else the profile's section of the shared
+ * credentials file, else its section of the config file; none at all means
+ * anonymous requests (*userpwd NULL).  src says where, for messages. */
+static int creds_load(const struct s3c *c, char **userpwd, char **token_hdr, char *src,
+		      size_t srclen)
+{
+	char *ak = NULL, *sk = NULL, *tok = NULL;
+	*userpwd = *token_hdr = NULL;
+	if (!c->profile_forced && envs("AWS_ACCESS_KEY_ID") && envs("AWS_SECRET_ACCESS_KEY")) {
+		ak = strdup(envs("AWS_ACCESS_KEY_ID"));
+		sk = strdup(envs("AWS_SECRET_ACCESS_KEY"));
+		tok = envs("AWS_SESSION_TOKEN") ? strdup(envs("AWS_SESSION_TOKEN")) : NULL;
+		snprintf(src, srclen, "the environment (AWS_ACCESS_KEY_ID)");
+	} else {
+		const char *files[2] = {c->cred_file, c->conf_file};
+		const char *secs[2] = {c->profile, c->conf_sec};
+		for (int i = 0; i < 2 && !ak; i++) {
+			ak = ini_get(files[i], secs[i], "aws_access_key_id");
+			sk = ini_get(files[i], secs[i], "aws_secret_access_key");
+			tok = ini_get(files[i], secs[i], "aws_session_token");
+			if (!ak || !sk || !*ak || !*sk) {
+				free(ak), free(sk), free(tok);
+				ak = sk = tok = NULL;
+			} else {
+				snprintf(src, srclen, "%s, profile %s", files[i], c->profile);
+			}
+		}
+		if (!ak)
+			snprintf(src, srclen, "nowhere (anonymous requests)");
+	}
+	int rc = 0;
+	if (ak && asprintf(userpwd, "%s:%s", ak, sk) < 0) {
+		*userpwd = NULL;
+		rc = -ENOMEM;
+	}
+	if (!rc && tok && *tok && asprintf(token_hdr, "x-amz-security-token: %s", tok) < 0) {
+		*token_hdr = NULL;
+		rc = -ENOMEM;
+	}
+	if (sk)
+		explicit_bzero(sk, strlen(sk));
+	free(ak), free(sk), free(tok);
+	return rc;
+}
+
+static void secret_free(char *p)
+{
+	if (p)
+		explicit_bzero(p, strlen(p));
+	free(p);
+}
+
+/* After S3 refused the credentials of generation gen: looks them up again
+ * (a rotated credentials file, as aws-vault or SSO tooling leave).  1 when
+ * the request is worth sending again (other credentials now, found by this
+ * call or by another thread's), else 0. */
+static int creds_reload(struct s3c *c, unsigned gen)
+{
+	pthread_mutex_lock(&c->cred_mu);
+	int again = c->cred_gen != gen;
+	if (!again) {
+		char *up = NULL, *th = NULL, src[sizeof(c->cred_src)];
+		if (creds_load(c, &up, &th, src, sizeof(src)) == 0 && up &&
+		    (!c->userpwd || strcmp(up, c->userpwd) ||
+		     strcmp(th ? th : "", c->token_hdr ? c->token_hdr : ""))) {
+			secret_free(c->userpwd);
+			secret_free(c->token_hdr);
+			c->userpwd = up;
+			c->token_hdr = th;
+			memcpy(c->cred_src, src, sizeof(src));
+			c->cred_gen++;
+			up = th = NULL;
+			again = 1;
+		}
+		secret_free(up);
+		secret_free(th);
+	}
+	pthread_mutex_unlock(&c->cred_mu);
+	return again;
+}
+
 /* ---- the client ---- */
 
 static void init_once(void)
@@ -199,55 +308,44 @@ int s3c_new(const struct s3c_conf *conf, struct s3c **out, char **errmsg)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->pool_mu, NULL);
+	pthread_mutex_init(&c->cred_mu, NULL);
 	c->connect_ms = conf->connect_ms > 0 ? conf->connect_ms : 5000;
+	c->check_ms = conf->check_ms > 0 ? conf->check_ms : 10000;
 	c->lowspeed_s = conf->lowspeed_s > 0 ? conf->lowspeed_s : 30;
 	c->retries = conf->retries >= 0 ? conf->retries : 4;
 	c->verbose = conf->verbose;
 	c->bucket = strdup(conf->bucket);
 
-	const char *profile = conf->profile ? conf->profile : envs("AWS_PROFILE");
+	const char *profile = conf->profile && *conf->profile ? conf->profile : envs("AWS_PROFILE");
 	if (!profile)
 		profile = envs("AWS_DEFAULT_PROFILE");
-	if (!profile)
-		profile = "default";
-	char *cred_file = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-	char *conf_file = home_file("AWS_CONFIG_FILE", ".aws/config");
-	char *conf_sec = NULL;
-	if (strcmp(profile, "default") == 0)
-		conf_sec = strdup("default");
-	else if (asprintf(&conf_sec, "profile %s", profile) < 0)
-		conf_sec = NULL;
-
-	/* Credentials: the environment, else the profile's in credentials, else
-	 * in config; none at all means anonymous requests. */
-	char *ak = NULL, *sk = NULL, *tok = NULL;
-	if (envs("AWS_ACCESS_KEY_ID") && envs("AWS_SECRET_ACCESS_KEY")) {
-		ak = strdup(envs("AWS_ACCESS_KEY_ID"));
-		sk = strdup(envs("AWS_SECRET_ACCESS_KEY"));
-		tok = envs("AWS_SESSION_TOKEN") ? strdup(envs("AWS_SESSION_TOKEN")) : NULL;
-		c->cred_src = "the environment (AWS_ACCESS_KEY_ID)";
-	} else {
-		const char *files[2] = {cred_file, conf_file};
-		const char *secs[2] = {profile, conf_sec};
-		for (int i = 0; i < 2 && !ak; i++) {
-			ak = ini_get(files[i], secs[i], "aws_access_key_id");
-			sk = ini_get(files[i], secs[i], "aws_secret_access_key");
-			tok = ini_get(files[i], secs[i], "aws_session_token");
-			if (!ak || !sk) {
-				free(ak), free(sk), free(tok);
-				ak = sk = tok = NULL;
-			} else {
-				c->cred_src = i ? "the AWS config file" : "the AWS credentials file";
-			}
-		}
-		if (!ak)
-			c->cred_src = "nowhere (anonymous requests)";
+	c->profile_forced = conf->profile && *conf->profile;
+	c->profile = strdup(profile ? profile : "default");
+	c->cred_file = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+	c->conf_file = home_file("AWS_CONFIG_FILE", ".aws/config");
+	if (c->profile && strcmp(c->profile, "default") == 0)
+		c->conf_sec = strdup("default");
+	else if (!c->profile || asprintf(&c->conf_sec, "profile %s", c->profile) < 0)
+		c->conf_sec = NULL;
+	if (!c->profile || !c->conf_sec) {
+		s3c_free(c);
+		return -ENOMEM;
 	}
-	if (ak && asprintf(&c->userpwd, "%s:%s", ak, sk) < 0)
-		c->userpwd = NULL;
-	if (tok && asprintf(&c->token_hdr, "x-amz-security-token: %s", tok) < 0)
-		c->token_hdr = NULL;
-	free(ak), free(sk), free(tok);
+	/* A profile asked for by name must exist (as the AWS CLI says). */
+	if (profile && !(envs("AWS_ACCESS_KEY_ID") && envs("AWS_SECRET_ACCESS_KEY") &&
+			 !c->profile_forced) &&
+	    !ini_has_section(c->cred_file, c->profile) && !ini_has_section(c->conf_file, c->conf_sec)) {
+		set_err(errmsg, "s3 store: the AWS profile '%s' is in neither %s nor %s", c->profile,
+			c->cred_file ? c->cred_file : "~/.aws/credentials",
+			c->conf_file ? c->conf_file : "~/.aws/config");
+		s3c_free(c);
+		return -EINVAL;
+	}
+	int rc = creds_load(c, &c->userpwd, &c->token_hdr, c->cred_src, sizeof(c->cred_src));
+	if (rc) {
+		s3c_free(c);
+		return rc;
+	}
 
 	/* Region: option, environment, profile, default. */
 	if (conf->region && *conf->region)
@@ -257,12 +355,9 @@ int s3c_new(const struct s3c_conf *conf, struct s3c **out, char **errmsg)
 	else if (envs("AWS_DEFAULT_REGION"))
 		c->region = strdup(envs("AWS_DEFAULT_REGION"));
 	else
-		c->region = ini_get(conf_file, conf_sec, "region");
+		c->region = ini_get(c->conf_file, c->conf_sec, "region");
 	if (!c->region)
 		c->region = strdup("us-east-1");
-	free(cred_file);
-	free(conf_file);
-	free(conf_sec);
 
 	const char *ep = conf->endpoint;
 	if (!ep || !*ep)
@@ -306,14 +401,17 @@ void s3c_free(struct s3c *c)
 	for (int i = 0; i < c->npool; i++)
 		curl_easy_cleanup(c->pool[i]);
 	pthread_mutex_destroy(&c->pool_mu);
+	pthread_mutex_destroy(&c->cred_mu);
+	free(c->profile);
+	free(c->cred_file);
+	free(c->conf_file);
+	free(c->conf_sec);
 	free(c->base);
 	free(c->bucket);
 	free(c->region);
 	free(c->sigv4);
-	if (c->userpwd)
-		explicit_bzero(c->userpwd, strlen(c->userpwd));
-	free(c->userpwd);
-	free(c->token_hdr);
+	secret_free(c->userpwd);
+	secret_free(c->token_hdr);
 	free(c);
 }
 
@@ -503,12 +601,26 @@ static size_t on_read(char *buf, size_t sz, size_t n, void *arg)
 	return want;
 }
 
-static int x_sink_failed(const struct s3_resp *rs)
+/* S3 error codes worth another attempt whatever the status they came with
+ * (S3 answers RequestTimeout with 400, a failed copy with 200). */
+static const char *const throttle_codes[] = {
+	"SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+	"RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
+	"RequestLimitExceeded", "BandwidthLimitExceeded", "ProvisionedThroughputExceededException",
+	"EC2ThrottledException", "PriorRequestNotComplete", NULL};
+static const char *const transient_codes[] = {
+	"InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
+	"TransactionInProgressException", NULL};
+
+static int in_list(const char *const *l, const char *code)
 {
-	return !strncmp(rs->msg, "local cache:", 12);
+	for (; code && *code && *l; l++)
+		if (!strcmp(*l, code))
+			return 1;
+	return 0;
 }
 
-static int retryable(int curl_rc, long status)
+int s3c_retry_kind(int curl_rc, long status, const char *code)
 {
 	if (curl_rc != CURLE_OK) {
 		switch (curl_rc) {
@@ -522,12 +634,39 @@ static int retryable(int curl_rc, long status)
 		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_HTTP2:
 		case CURLE_HTTP2_STREAM:
-			return 1;
+		case CURLE_SEND_FAIL_REWIND:
+			return S3C_TRANSIENT;
 		default:
-			return 0;
+			return S3C_FINAL;
 		}
 	}
-	return status >= 500 || status == 429;
+	if (status >= 200 && status < 300)
+		return S3C_FINAL;
+	if (status == 501) /* NotImplemented: it will not be, next time either */
+		return S3C_FINAL;
+	if (status == 429 || in_list(throttle_codes, code))
+		return S3C_THROTTLED;
+	if (in_list(transient_codes, code))
+		return S3C_TRANSIENT;
+	switch (status) {
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return S3C_TRANSIENT;
+	default: /* 400, 403, 404, 409, 412, 416...: the same answer again */
+		return S3C_FINAL;
+	}
+}
+
+/* S3 refused the credentials themselves (not what they may do): worth
+ * looking them up again once. */
+static int creds_refused(long status, const char *code)
+{
+	static const char *const codes[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
+					    "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+					    "ExpiredTokenException", "InvalidClientTokenId", NULL};
+	return (status == 400 || status == 403) && in_list(codes, code);
 }
 
 static void parse_error_body(struct s3_resp *rs)
@@ -604,6 +743,55 @@ static int stat_slot(const struct s3_req *rq)
 	return 4;
 }
 
+/* A rewind of the body (libcurl resends it on a connection that died as it
+ * was reused, or after an early answer): on_read starts again from there. */
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+	struct xfer *x = arg;
+	const struct s3_req *rq = x->rq;
+	uint64_t total = rq->body_fd >= 0 ? rq->body_len : rq->blen;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > total)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->sent = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A uniform number below n, per thread (xorshift64). */
+static unsigned long jitter(unsigned long n)
+{
+	static __thread uint64_t st;
+	if (!st) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		st = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&st ^ (uint64_t)ts.tv_sec;
+		st |= 1;
+	}
+	st ^= st << 13;
+	st ^= st >> 7;
+	st ^= st << 17;
+	return n ? (unsigned long)(st % n) : 0;
+}
+
+/* The wait before attempt number attempt+1: exponential from 100 ms (500 ms
+ * when throttled), capped at 10 s, half of it random ("equal jitter"), so
+ * many clients that failed together do not come back together. */
+static long backoff_ms(int attempt, int kind)
+{
+	long base = kind == S3C_THROTTLED ? 500 : 100;
+	long cap = 10000;
+	long d = attempt >= 10 ? cap : base << attempt;
+	if (d > cap)
+		d = cap;
+	return d / 2 + (long)jitter((unsigned long)(d / 2) + 1);
+}
+
 int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 {
 	cvfs_about_to_block(); /* a network round trip: see util/block.h */
@@ -612,11 +800,9 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 	char *url = make_url(c, rq->key, rq->query);
 	if (!url)
 		return -ENOMEM;
+	/* Only headers that are sent: libcurl signs every one of this list. */
 	struct curl_slist *hl = NULL;
 	hl = curl_slist_append(hl, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-	hl = curl_slist_append(hl, "Expect:");
-	if (c->token_hdr)
-		hl = curl_slist_append(hl, c->token_hdr);
 	for (size_t i = 0; rq->hdrs && rq->hdrs[i]; i++)
 		hl = curl_slist_append(hl, rq->hdrs[i]);
 	char range[64];
@@ -628,22 +814,50 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 	int is_put = !strcmp(rq->method, "PUT"), is_post = !strcmp(rq->method, "POST");
 	int is_head = !strcmp(rq->method, "HEAD");
 	uint64_t blen = rq->body_fd >= 0 ? rq->body_len : rq->blen;
-	int rc = -EIO;
+	int rc = -EIO, kind = S3C_FINAL;
 	int tries = rq->no_retry ? 0 : c->retries;
+	int reloaded = 0; /* credentials looked up again (once per call) */
+	int64_t deadline = rq->total_ms > 0 ? now_ms() + rq->total_ms : 0;
 	for (int attempt = 0;; attempt++) {
 		CURL *h = pool_get(c);
 		if (!h) {
 			rc = -ENOMEM;
 			break;
 		}
+		/* the credentials of this attempt (another thread may renew them) */
+		pthread_mutex_lock(&c->cred_mu);
+		char *userpwd = c->userpwd ? strdup(c->userpwd) : NULL;
+		char *tok = c->token_hdr ? strdup(c->token_hdr) : NULL;
+		unsigned gen = c->cred_gen;
+		int anon = !c->userpwd, oom = (c->userpwd && !userpwd) || (c->token_hdr && !tok);
+		pthread_mutex_unlock(&c->cred_mu);
+		struct curl_slist tokl = {.data = tok, .next = hl};
+		if (oom) {
+			secret_free(userpwd);
+			free(tok);
+			pool_put(c, h);
+			rc = -ENOMEM;
+			break;
+		}
 		/* a fresh response for every attempt */
 		s3_resp_free(rs);
 		struct xfer x = {.rq = rq, .rs = rs, .h = h};
+		char errbuf[CURL_ERROR_SIZE] = "";
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 		curl_easy_setopt(h, CURLOPT_URL, url);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, tok ? &tokl : hl);
 		curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+		long conn_ms = c->connect_ms;
+		if (deadline) {
+			long left = (long)(deadline - now_ms());
+			if (left < 1)
+				left = 1;
+			if (conn_ms > left)
+				conn_ms = left;
+			curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
+		}
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, conn_ms);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->lowspeed_s);
 		curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -657,20 +871,25 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
 		if (c->verbose)
 			curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-		if (c->userpwd) {
+		if (userpwd) {
 			curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
-			curl_easy_setopt(h, CURLOPT_USERPWD, c->userpwd);
+			curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
 		}
-		if (is_put) {
-			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)blen);
+		if (is_put || is_post) {
+			if (is_put) {
+				curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+				curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)blen);
+			} else {
+				curl_easy_setopt(h, CURLOPT_POST, 1L);
+				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+			}
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 			curl_easy_setopt(h, CURLOPT_READDATA, &x);
-		} else if (is_post) {
-			curl_easy_setopt(h, CURLOPT_POST, 1L);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-			curl_easy_setopt(h, CURLOPT_READDATA, &x);
+			curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+			curl_easy_setopt(h, CURLOPT_SEEKDATA, &x);
+			/* libcurl's own Expect: 100-continue is sent (unsigned), but
+			 * the body follows without waiting for the 100 */
+			curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 		} else if (is_head) {
 			curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 		} else if (strcmp(rq->method, "GET") != 0) {
@@ -678,12 +897,18 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		}
 		__atomic_add_fetch(&c->nreq[stat_slot(rq)], 1, __ATOMIC_RELAXED);
 		CURLcode cr = curl_easy_perform(h);
+		/* libcurl copied it; the easy handle keeps its copy until the reset
+		 * of its next use: wipe ours now */
+		secret_free(userpwd);
 		long status = 0;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		rs->status = status;
 		rs->curl_rc = (int)cr;
 		if (cr != CURLE_OK) {
-			snprintf(rs->msg, sizeof(rs->msg), "%s", curl_easy_strerror(cr));
+			/* curl's detail ("Operation timed out after 10001
+			 * milliseconds with 0 bytes received") when it has one */
+			snprintf(rs->msg, sizeof(rs->msg), "%s",
+				 errbuf[0] ? errbuf : curl_easy_strerror(cr));
 			if (x.sink_err)
 				snprintf(rs->msg, sizeof(rs->msg), "local cache: %s",
 					 strerror(x.sink_err));
@@ -692,6 +917,7 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		} else {
 			pool_put(c, h);
 		}
+		free(tok);
 		if (cr == CURLE_OK && status >= 300)
 			parse_error_body(rs);
 		/* CopyObject may answer 200 with an error in the body. */
@@ -704,20 +930,29 @@ int s3c_do(struct s3c *c, const struct s3_req *rq, struct s3_resp *rs)
 		}
 		if (x.sink_err) {
 			rc = -x.sink_err;
+			kind = S3C_FINAL;
 			break;
 		}
 		rc = s3_errno((int)cr, status, rs->code);
-		if (rc == 0 || attempt >= tries || !retryable((int)cr, status))
+		kind = rc ? s3c_retry_kind((int)cr, status, rs->code) : S3C_FINAL;
+		if (rc && !anon && !reloaded && creds_refused(status, rs->code)) {
+			/* once per call, not counted as a retry */
+			reloaded = 1;
+			if (creds_reload(c, gen)) {
+				attempt--;
+				continue;
+			}
+		}
+		if (rc == 0 || attempt >= tries || kind == S3C_FINAL)
 			break;
-		/* backoff: 100 ms, 200, 400, ... with jitter, at most 3 s */
-		long ms = 100L << attempt;
-		if (ms > 3000)
-			ms = 3000;
-		ms += rand() % (ms / 2 + 1);
+		long ms = backoff_ms(attempt, kind);
+		if (deadline && now_ms() + ms >= deadline)
+			break;
 		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-		nanosleep(&ts, NULL);
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
 	}
-	tl_transient = rc && !x_sink_failed(rs) && retryable(rs->curl_rc, rs->status);
+	tl_transient = rc && kind != S3C_FINAL;
 	curl_slist_free_all(hl);
 	free(url);
 	return rc;

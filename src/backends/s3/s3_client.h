@@ -1,12 +1,14 @@
 /*
  * A small S3 client over libcurl: signed requests (SigV4 by libcurl), a pool
  * of reusable easy handles (keep-alive), bounded timeouts, retries with
- * backoff on connection errors and 5xx, one errno mapping.  Used only by the
- * S3 store (s3.c).
+ * backoff on transient failures only (connection errors, 500/502/503/504,
+ * 429, S3's throttling codes), credentials re-read once when S3 refuses them,
+ * one errno mapping.  Used only by the S3 store (s3.c).
  */
 #ifndef CVFS_S3_CLIENT_H
 #define CVFS_S3_CLIENT_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +45,7 @@ struct s3_req {
 	size_t sink_cap;
 	uint64_t range_off, range_len; /* range_len > 0: ask for these bytes only */
 	int no_retry;
+	long total_ms;            /* > 0: every attempt and backoff ends within this */
 };
 #define S3_REQ_INIT {.body_fd = -1, .sink_fd = -1}
 
@@ -52,10 +55,16 @@ struct s3c {
 	int path_style;  /* base/bucket/key rather than bucket.host/key */
 	char *region;
 	char *sigv4;     /* "aws:amz:REGION:s3" */
+	/* where credentials are looked up again when S3 refuses them */
+	char *profile, *cred_file, *conf_file, *conf_sec;
+	int profile_forced; /* a profile option: the environment's keys are not used */
+	pthread_mutex_t cred_mu; /* protects userpwd, token_hdr, cred_gen, cred_src */
 	char *userpwd;   /* "KEY:SECRET"; NULL: anonymous (unsigned) */
 	char *token_hdr; /* "x-amz-security-token: ..." or NULL */
-	const char *cred_src; /* where the credentials came from, for messages */
+	unsigned cred_gen; /* bumped when a re-read found other credentials */
+	char cred_src[PATH_MAX + 64]; /* where the credentials came from, for messages */
 	long connect_ms;
+	long check_ms;   /* the mount-time check: all its attempts together */
 	long lowspeed_s; /* abort a transfer slower than 1 B/s for this long */
 	int retries;
 	int verbose;
@@ -70,7 +79,7 @@ struct s3c {
 /* Settings read from options, the environment and ~/.aws. */
 struct s3c_conf {
 	const char *bucket, *region, *endpoint, *profile;
-	long connect_ms, lowspeed_s;
+	long connect_ms, lowspeed_s, check_ms;
 	int retries, verbose;
 };
 
@@ -84,11 +93,17 @@ void s3_resp_free(struct s3_resp *rs);
 const char *s3_resp_hdr(const struct s3_resp *rs, const char *lname);
 
 /* Whether the last failed s3c_do of this thread is worth trying again
- * later (connection error, timeout, 5xx, 429) rather than refused for good
- * (another 4xx). */
+ * later (connection error, timeout, 500/502/503/504, 429, a throttling or
+ * transient S3 code) rather than refused for good (other 4xx, 501). */
 int s3c_last_transient(void);
 /* "GET 12 HEAD 3 ..." for CVFS_S3_STATS. */
 void s3c_stats(struct s3c *c, char *buf, size_t sz);
+
+/* What a failed attempt is worth: S3C_FINAL (never retried), S3C_TRANSIENT
+ * (connection error, timeout, 500/502/503/504, RequestTimeout...) or
+ * S3C_THROTTLED (429, SlowDown, Throttling...: a longer backoff). */
+enum { S3C_FINAL, S3C_TRANSIENT, S3C_THROTTLED };
+int s3c_retry_kind(int curl_rc, long status, const char *code);
 
 /* The one mapping from transport/HTTP/S3 errors to errno. */
 int s3_errno(int curl_rc, long status, const char *code);
