@@ -398,6 +398,7 @@ static void neg_push(struct cvfs_mount *m, uint64_t parent, const char *name)
 		e->parent = parent;
 		e->len = (uint16_t)len;
 		memcpy(e->name, name, len);
+		e->name[len] = 0; /* libfuse sends the name with its NUL */
 		if (!m->neg_active)
 			pthread_cond_signal(&m->neg_cv);
 	}
