@@ -656,7 +656,7 @@ static int roundtrip(struct rtxn *t, redisReply ***out, int *nout)
 			stale = 0;
 		}
 		atomic_fetch_add_explicit(&s->roundtrips, 1, memory_order_relaxed);
-		cvfs_about_to_block(); /* a round trip: see util/block.h */
+		cvfs_about_to_wait_briefly(); /* a round trip: see util/block.h */
 		if ((pre->n && redisAppendFormattedCommand(k->c, pre->p, pre->n) != REDIS_OK) ||
 		    (t->ob.n && redisAppendFormattedCommand(k->c, t->ob.p, t->ob.n) != REDIS_OK)) {
 			rc = -ENOMEM;

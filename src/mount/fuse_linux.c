@@ -1687,12 +1687,18 @@ static int receive(struct worker *w, struct fuse_buf *buf)
  * thus costs no wake-up at all, and a slow one costs one, hidden behind
  * its own wait.  `-o handoff=0` brings back the old pool.
  */
-static void lf_hint(void *arg)
+static void lf_hint(void *arg, int brief)
 {
 	struct worker *w = arg;
 	if (!w->leading)
 		return;
 	struct cvfs_mount *m = w->m;
+	if (brief) {
+		/* a short wait: hand on only if a request is waiting already */
+		struct pollfd p = {.fd = fuse_session_fd(m->se), .events = POLLIN};
+		if (poll(&p, 1, 0) <= 0)
+			return;
+	}
 	w->leading = 0;
 	pthread_mutex_lock(&m->lf_mu);
 	m->lf_leader = 0;
@@ -1758,7 +1764,7 @@ static int serve(struct worker *w)
 		fuse_session_process_buf(se, &buf);
 	}
 	if (m->handoff) {
-		lf_hint(w); /* a follower sees the end */
+		lf_hint(w, 0); /* a follower sees the end */
 		cvfs_tl_block = (struct cvfs_block_hook){NULL, NULL};
 	}
 	free(buf.mem);

@@ -13,16 +13,26 @@
 #define CVFS_UTIL_BLOCK_H
 
 struct cvfs_block_hook {
-	void (*fn)(void *arg);
+	void (*fn)(void *arg, int brief);
 	void *arg;
 };
 
 extern _Thread_local struct cvfs_block_hook cvfs_tl_block;
 
+/* A wait of unknown length (an S3 request, a wait for another thread). */
 static inline void cvfs_about_to_block(void)
 {
 	if (cvfs_tl_block.fn)
-		cvfs_tl_block.fn(cvfs_tl_block.arg);
+		cvfs_tl_block.fn(cvfs_tl_block.arg, 0);
+}
+
+/* A wait known to be short (a round trip to a Redis server, tens of
+ * microseconds): the role is handed on only if other work is waiting
+ * already, since waking another thread costs about as much. */
+static inline void cvfs_about_to_wait_briefly(void)
+{
+	if (cvfs_tl_block.fn)
+		cvfs_tl_block.fn(cvfs_tl_block.arg, 1);
 }
 
 #endif
