@@ -390,10 +390,10 @@ struct negent {
 static void neg_push(struct cvfs_mount *m, uint64_t parent, const char *name)
 {
 	size_t len = strlen(name);
-	if (!m->neg_q || len == 0 || len > 255)
+	if (!m->drop_neg || len == 0 || len > 255)
 		return;
 	pthread_mutex_lock(&m->neg_mu);
-	if (m->neg_n < NEG_Q) {
+	if (m->neg_q && m->neg_n < NEG_Q) {
 		struct negent *e = &m->neg_q[m->neg_n++];
 		e->parent = parent;
 		e->len = (uint16_t)len;
@@ -417,8 +417,11 @@ static void *neg_thread(void *arg)
 			continue;
 		}
 		m->neg_active = 1;
+		/* take the queue; pushes go on into the other buffer */
+		struct negent *q = m->neg_q;
+		m->neg_q = batch;
+		batch = q;
 		unsigned n = m->neg_n;
-		memcpy(batch, m->neg_q, n * sizeof(*batch));
 		m->neg_n = 0;
 		pthread_mutex_unlock(&m->neg_mu);
 		for (unsigned i = 0; i < n; i++)
@@ -470,7 +473,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = cvfs_fs_unlink(m->fs, parent, name);
 	count(req, SC_REMOVE, rc);
 	fuse_reply_err(req, -rc);
-	if (rc == 0 && m->drop_neg)
+	if (rc == 0)
 		neg_push(m, parent, name);
 }
 
@@ -480,7 +483,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc = cvfs_fs_rmdir(m->fs, parent, name);
 	count(req, SC_REMOVE, rc);
 	fuse_reply_err(req, -rc);
-	if (rc == 0 && m->drop_neg)
+	if (rc == 0)
 		neg_push(m, parent, name);
 }
 
@@ -1007,6 +1010,18 @@ static int lk_try(struct cvfs_mount *m, struct lkwait *w)
 	return cvfs_fs_setlk(m->fs, w->fh, w->ino, &w->lk);
 }
 
+/* *ts = the clock's time now plus ms, for a timed condition wait. */
+static void ts_after_ms(clockid_t clk, int64_t ms, struct timespec *ts)
+{
+	clock_gettime(clk, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 static void *lk_thread(void *arg)
 {
 	struct cvfs_mount *m = arg;
@@ -1029,14 +1044,7 @@ static void *lk_thread(void *arg)
 		m->lk_kick = 0;
 		if (!due) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t wait = next - now;
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts_after_ms(CLOCK_REALTIME, next - now, &ts);
 			pthread_cond_timedwait(&m->lk_cv, &m->lk_mu, &ts);
 			continue;
 		}
@@ -1522,8 +1530,7 @@ static void release_done(struct cvfs_mount *m)
 static void wait_releases(struct cvfs_mount *m)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += 2;
+	ts_after_ms(CLOCK_MONOTONIC, 2000, &until);
 	pthread_mutex_lock(&m->rel_mu);
 	if (m->rel_pending > 0)
 		cvfs_about_to_block();
@@ -1719,12 +1726,7 @@ static int lf_lead(struct worker *w)
 		m->lf_idle++;
 		if (w->signals) {
 			struct timespec t;
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			t.tv_nsec += 100000000L;
-			if (t.tv_nsec >= 1000000000L) {
-				t.tv_sec++;
-				t.tv_nsec -= 1000000000L;
-			}
+			ts_after_ms(CLOCK_MONOTONIC, 100, &t);
 			pthread_cond_timedwait(&m->lf_cv, &m->lf_mu, &t);
 		} else {
 			pthread_cond_wait(&m->lf_cv, &m->lf_mu);
