@@ -9,6 +9,9 @@
 #                                             ASan, crashes, ...)
 #   cvfs_cleanup                              unmounts everything still mounted
 #                                             (install as an EXIT trap)
+#   cvfs_status DIR                           the daemon's status (JSON, the
+#                                             user.chuk-vfs.status xattr)
+#   cvfs_status_get DIR KEY                   one top-level field of it
 #
 # CVFS_MOUNT_BIN points at chuk-vfs-mount (meson sets it).  Daemon logs go to
 # DIR.log beside the mount point.
@@ -95,4 +98,12 @@ cvfs_cleanup() {
 	for d in "${!CVFS_PIDS[@]}"; do
 		cvfs_umount "$d" || true
 	done
+}
+
+cvfs_status() {
+	python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "user.chuk-vfs.status").decode())' "$1"
+}
+
+cvfs_status_get() {
+	cvfs_status "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
 }

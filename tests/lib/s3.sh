@@ -197,6 +197,31 @@ s3_proxy_stop() {
 	S3_PROXY_PID=""
 }
 
+# A real s3fs on the bucket (when installed), for the interop checks:
+#   s3fs_mount DIR [ARGS...]   mounts it in the background (ARGS go to s3fs,
+#                              e.g. -o use_xattr); returns 1, with its log on
+#                              stderr, if it is not mounted within 10 s
+#   s3fs_umount DIR            unmounts it and waits for it
+S3FS_PID=""
+s3fs_mount() {
+	local dir=$1 i
+	shift
+	mkdir -p "$dir"
+	printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$dir.pass"
+	chmod 600 "$dir.pass"
+	s3fs "$S3_BUCKET" "$dir" -f -o url="$S3_URL" -o use_path_request_style \
+		-o passwd_file="$dir.pass" "$@" >"$dir.log" 2>&1 &
+	S3FS_PID=$!
+	for ((i = 0; i < 100; i++)); do mountpoint -q "$dir" && return 0; sleep 0.1; done
+	echo "s3fs did not mount: $(cat "$dir.log")" >&2
+	return 1
+}
+s3fs_umount() {
+	fusermount3 -u "$1" 2>/dev/null || fusermount -u "$1" || true
+	[ -n "$S3FS_PID" ] && wait "$S3FS_PID" 2>/dev/null
+	S3FS_PID=""
+}
+
 # moto_server (Python moto), when installed: an S3 with AbortMultipartUpload,
 # ListMultipartUploads and UploadPartCopy, which s3rver 3.7.1 lacks.
 #   moto_start   sets MOTO_PORT, MOTO_URL, MOTO_PID (returns 1 if unavailable)

@@ -26,8 +26,11 @@ every request; the first that matches and has hits left acts:
     "action": "cut", "after": BYTES   read that much of the body, then reset
                                       the connection (no answer)
     "action": "hang"                  read the request, never answer
+    "action": "delay", "seconds": S   hold the request S seconds, then go on
+                                      as if no rule had matched ("held"
+                                      counts those being held)
 Control (never signed, never forwarded):
-    GET  /__proxy/stats   {"requests", "sigfail", "badkey", "failures",
+    GET  /__proxy/stats   {"requests", "held", "sigfail", "badkey", "failures",
                           "log": [[method, path, query, status], ...],
                           "rules": [hits of each rule]}
     POST /__proxy/config  {"keys": [...], "rules": [...], "reset": true}
@@ -57,6 +60,7 @@ class State:
         self.sigcheck = sigcheck
         self.keys = keys  # ak -> (sk, token or None)
         self.rules = []
+        self.held = 0  # requests a "delay" rule holds now (not reset)
         self.reset()
 
     def reset(self):
@@ -308,6 +312,12 @@ class Handler(socketserver.StreamRequestHandler):
                     pass
                 return
             body = self.rfile.read(blen) if blen else b""
+            if rule and rule["action"] == "delay":
+                with st.lock:
+                    st.held += 1
+                time.sleep(float(rule.get("seconds", 1)))
+                with st.lock:
+                    st.held -= 1
             if rule and rule["action"] == "error":
                 status = int(rule.get("status", 503))
                 code = rule.get("code", "SlowDown")
@@ -373,7 +383,8 @@ class Handler(socketserver.StreamRequestHandler):
             out = b"{}"
         else:
             with st.lock:
-                out = json.dumps({"requests": st.requests, "sigfail": st.sigfail,
+                out = json.dumps({"requests": st.requests, "held": st.held,
+                                  "sigfail": st.sigfail,
                                   "badkey": st.badkey, "failures": st.failures,
                                   "log": st.log,
                                   "rules": [r.get("hits", 0) for r in st.rules]}).encode()

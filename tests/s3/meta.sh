@@ -118,18 +118,10 @@ if [ $have_rclone = 1 ]; then
 fi
 if command -v s3fs >/dev/null; then
 	S=$T/s3fs
-	mkdir "$S"
-	printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$T/pass"
-	chmod 600 "$T/pass"
-	s3fs "$S3_BUCKET" "$S" -f -o url="$S3_URL" -o use_path_request_style \
-		-o passwd_file="$T/pass" >"$T/s3fs.log" 2>&1 &
-	S3FS_PID=$!
-	for ((i = 0; i < 100; i++)); do mountpoint -q "$S" && break; sleep 0.1; done
-	mountpoint -q "$S" || fail "s3fs did not mount: $(cat "$T/s3fs.log")"
+	s3fs_mount "$S" || fail "s3fs did not mount"
 	got=$({ stat -c '%A %u %g %Y' "$S/ours/g" "$S/ours/x" && stat -c %A "$S/ours/d"; } 2>&1) || true
 	lnk=$(readlink "$S/ours/l" 2>&1) || true
-	fusermount3 -u "$S" 2>/dev/null || fusermount -u "$S" || true
-	wait "$S3FS_PID" 2>/dev/null || true
+	s3fs_umount "$S"
 	want="-rw----r-- $ou $og 1580702706
 -rwxr-x--- $me_u $me_g 1557126489
 drwx--x---"

@@ -62,18 +62,10 @@ echo "ok: xattrs in x-amz-meta-xattr"
 # a real s3fs on the same bucket, when installed
 if command -v s3fs >/dev/null; then
 	S=$T/s3fs
-	mkdir "$S"
-	printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$T/pass"
-	chmod 600 "$T/pass"
-	s3fs "$S3_BUCKET" "$S" -f -o url="$S3_URL" -o use_path_request_style \
-		-o passwd_file="$T/pass" -o use_xattr >"$T/s3fs.log" 2>&1 &
-	S3FS_PID=$!
-	for ((i = 0; i < 100; i++)); do mountpoint -q "$S" && break; sleep 0.1; done
-	mountpoint -q "$S" || fail "s3fs did not mount: $(cat "$T/s3fs.log")"
+	s3fs_mount "$S" -o use_xattr || fail "s3fs did not mount"
 	r1=$(getfattr --only-values -n user.a "$S/g" 2>"$T/gf.err") || r1="$(cat "$T/gf.err")"
 	setfattr -n user.s3fs -v "by s3fs" "$S/g" || true
-	fusermount3 -u "$S" 2>/dev/null || fusermount -u "$S" || true
-	wait "$S3FS_PID" 2>/dev/null || true
+	s3fs_umount "$S"
 	[ "$r1" = alpha ] || fail "s3fs read our xattr as: $r1"
 	s3_mount "$M"
 	[ "$(getfattr --only-values -n user.s3fs "$M/g")" = "by s3fs" ] || fail "s3fs's xattr"

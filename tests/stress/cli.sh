@@ -297,14 +297,13 @@ idle_us() { # POLL|HALT: microseconds all CPUs spent in idle states with exit la
 	done
 	echo $t
 }
-status_of() { python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.chuk-vfs.status").decode())' "$1"; }
 t_cpu_poll() {
 	[ -w /dev/cpu_dma_latency ] || { ok "SKIP: /dev/cpu_dma_latency not writable here"; return 0; }
 	P=$WORK/qos
 	check "-o cpu_poll=0: never asks"
 	mnt "$P" -o cpu_poll=0,cache_timeout=0
 	for i in $(seq 300); do : >"$P/f$i"; done
-	st=$(status_of "$P")
+	st=$(cvfs_status "$P")
 	grep -q '"cpu_poll":{"available":false,"on":false,"bursts":0}' <<<"$st" || fail "cpu_poll=0: $st"
 	cvfs_umount "$P"
 	ok "no request with cpu_poll=0"
@@ -321,7 +320,7 @@ while time.monotonic() < end:
     time.sleep(0.0003)
 PY
 	p1=$(idle_us POLL) h1=$(idle_us HALT)
-	st=$(status_of "$P")
+	st=$(cvfs_status "$P")
 	grep -q '"available":true' <<<"$st" || fail "not available as root: $st"
 	grep -Eq '"bursts":[1-9]' <<<"$st" || fail "never turned on: $st"
 	sleep 0.3
@@ -357,7 +356,7 @@ t_drop_negative() {
 		(cd "$P/d" && seq -f f%g 3000 | xargs rm -f)
 		if [ $v = 1 ]; then
 			for i in $(seq 100); do
-				n=$(status_of "$P" | python3 -c 'import json,sys; print(json.load(sys.stdin)["negative_dropped"])')
+				n=$(cvfs_status_get "$P" negative_dropped)
 				[ "$n" -ge 3000 ] && break
 				sleep 0.05
 			done
